@@ -1,0 +1,68 @@
+"""Event types and severities of DESIGN §7: the vocabulary shared by events, rules, traps and the MIB."""
+
+from django.db import models
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+    @property
+    def rank(self) -> int:
+        return SEVERITY_RANK[self.value]
+
+
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+
+class EventType(models.TextChoices):
+    SERVER_FAILED = "server_failed", "Server failed"
+    SERVER_RECOVERED = "server_recovered", "Server recovered"
+    CRITICAL_SERVICE_FAILED = "critical_service_failed", "Critical service failed"
+    CRITICAL_SERVICE_RECOVERED = "critical_service_recovered", "Critical service recovered"
+    COMPONENT_FAILED = "component_failed", "Component failed"
+    COMPONENT_RECOVERED = "component_recovered", "Component recovered"
+    HEARTBEAT_LINK_DOWN = "heartbeat_link_down", "Heartbeat link down"
+    HEARTBEAT_LINK_RESTORED = "heartbeat_link_restored", "Heartbeat link restored"
+    REPLICATION_FAILED = "replication_failed", "Replication failed"
+    REPLICATION_RECOVERED = "replication_recovered", "Replication recovered"
+    CLOCK_SKEW_DETECTED = "clock_skew_detected", "Clock skew detected"
+    CLOCK_SKEW_RESOLVED = "clock_skew_resolved", "Clock skew resolved"
+    FAILOVER_COMPLETED = "failover_completed", "Failover completed"
+    FAILOVER_FAILED = "failover_failed", "Failover failed"
+    FAILOVER_ABANDONED = "failover_abandoned", "Failover abandoned"
+    SWITCHOVER_COMPLETED = "switchover_completed", "Switchover completed"
+    SWITCHOVER_FAILED = "switchover_failed", "Switchover failed"
+    INITIAL_SYNC_COMPLETED = "initial_sync_completed", "Initial sync completed"
+    LICENSES_COPIED = "licenses_copied", "Licenses copied"
+
+
+# Each failure and the recovery that closes it (DESIGN §7: a recovery is notified exactly when its
+# failure was).
+RECOVERY_OF = {
+    EventType.SERVER_FAILED: EventType.SERVER_RECOVERED,
+    EventType.CRITICAL_SERVICE_FAILED: EventType.CRITICAL_SERVICE_RECOVERED,
+    EventType.COMPONENT_FAILED: EventType.COMPONENT_RECOVERED,
+    EventType.HEARTBEAT_LINK_DOWN: EventType.HEARTBEAT_LINK_RESTORED,
+    EventType.REPLICATION_FAILED: EventType.REPLICATION_RECOVERED,
+    EventType.CLOCK_SKEW_DETECTED: EventType.CLOCK_SKEW_RESOLVED,
+}
+FAILURE_OF = {recovery: failure for failure, recovery in RECOVERY_OF.items()}
+
+SEVERITY_OF = {
+    EventType.SERVER_FAILED: Severity.CRITICAL,
+    EventType.CRITICAL_SERVICE_FAILED: Severity.CRITICAL,
+    EventType.COMPONENT_FAILED: Severity.WARNING,
+    EventType.HEARTBEAT_LINK_DOWN: Severity.WARNING,
+    EventType.REPLICATION_FAILED: Severity.WARNING,
+    EventType.CLOCK_SKEW_DETECTED: Severity.WARNING,
+    EventType.FAILOVER_COMPLETED: Severity.CRITICAL,
+    EventType.FAILOVER_FAILED: Severity.CRITICAL,
+    EventType.FAILOVER_ABANDONED: Severity.WARNING,
+    EventType.SWITCHOVER_COMPLETED: Severity.INFO,
+    EventType.SWITCHOVER_FAILED: Severity.WARNING,
+    EventType.INITIAL_SYNC_COMPLETED: Severity.INFO,
+    EventType.LICENSES_COPIED: Severity.INFO,
+    **{recovery: Severity.INFO for recovery in RECOVERY_OF.values()},
+}
