@@ -1,0 +1,109 @@
+"""One appliance as the HTTP layer sees it, and the handlers of the control calls of DESIGN §8.
+
+The handlers find their `Appliance` through `request.app[RESOLVE]`, so the same code serves the
+real agent (one appliance per process) and the simulator (thousands under path prefixes).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from agent.checks import CheckRunner
+from agent.core import AgentCore, require_object
+from agent.inventory import Inventory
+from agent.webutil import Handler, json_body
+
+
+class Appliance:
+    def __init__(self, core: AgentCore, inventory: Inventory,
+                 checks: CheckRunner | None = None) -> None:
+        self.core = core
+        self.inventory = inventory
+        self.checks = checks
+
+    def critical_ok(self) -> bool:
+        return self.checks is None or self.checks.critical_ok()
+
+    def heartbeat_answer(self, core_answer: dict[str, Any]) -> dict[str, Any]:
+        now = self.core.mono()
+        return {
+            **core_answer,
+            "services": self.checks.services() if self.checks else [],
+            "components": self.checks.components() if self.checks else [],
+            "peer": self.core.peer_fields(now),
+        }
+
+
+Resolver = Callable[[web.Request], Appliance]
+RESOLVE: web.AppKey[Resolver] = web.AppKey("resolve_appliance")
+RECEIPT_MONO = "receipt_mono"
+
+
+@web.middleware
+async def stamp_receipt(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Take the monotonic receipt time before anything else (DESIGN §4a.1)."""
+    request[RECEIPT_MONO] = time.monotonic()
+    return await handler(request)
+
+
+def _appliance(request: web.Request) -> Appliance:
+    return request.app[RESOLVE](request)
+
+
+async def handle_primary(request: web.Request) -> web.Response:
+    """No auth: load balancers ask this. Computed afresh from the monotonic clock."""
+    appliance = _appliance(request)
+    if appliance.core.is_serving(appliance.critical_ok()):
+        return web.json_response({"primary": True, "name": appliance.core.name})
+    return web.json_response({"primary": False, "name": appliance.core.name}, status=503)
+
+
+async def handle_heartbeat(request: web.Request) -> web.Response:
+    receipt = request.get(RECEIPT_MONO, time.monotonic())
+    appliance = _appliance(request)
+    core = appliance.core
+    # Wall time at receipt, on the core's own (possibly offset) wall clock.
+    receipt_wall = core.wall() - (core.mono() - receipt)
+    body = await json_body(request)
+    answer = core.heartbeat(body, receipt, receipt_wall)
+    return web.json_response(appliance.heartbeat_answer(answer))
+
+
+async def handle_role(request: web.Request) -> web.Response:
+    receipt = request.get(RECEIPT_MONO, time.monotonic())
+    appliance = _appliance(request)
+    core = appliance.core
+    receipt_wall = core.wall() - (core.mono() - receipt)
+    body = await json_body(request)
+    return web.json_response(core.apply_role(body, receipt, receipt_wall))
+
+
+async def handle_inventory_get(request: web.Request) -> web.Response:
+    return web.json_response(_appliance(request).inventory.get())
+
+
+async def handle_inventory_put(request: web.Request) -> web.Response:
+    appliance = _appliance(request)
+    body = require_object(await json_body(request))
+
+    def order(epoch: int, seq: int) -> None:
+        appliance.core.accept_seq(epoch, seq, "inventory")
+
+    return web.json_response(appliance.inventory.install(body, order))
+
+
+ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
+    ("GET", "/v1/primary", handle_primary),
+    ("POST", "/v1/heartbeat", handle_heartbeat),
+    ("POST", "/v1/role", handle_role),
+    ("GET", "/v1/inventory", handle_inventory_get),
+    ("PUT", "/v1/inventory", handle_inventory_put),
+]
+
+
+def add_control_routes(app: web.Application, prefix: str = "") -> None:
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, prefix + path, handler)

@@ -1,0 +1,142 @@
+"""`python -m agent`: wire the core, the stores, the checks and the peer loop into one server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import ssl
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from agent import data
+from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
+from agent.checks import CheckRunner
+from agent.config import AgentConfig, ConfigError, load_config
+from agent.core import AgentCore
+from agent.inventory import Inventory
+from agent.peer import PeerHeartbeater
+from agent.servinglog import FILE_NAME as SERVING_LOG, ServingLog
+from agent.storage import StateStore, read_json
+from agent.webutil import bearer_auth, json_errors
+
+log = logging.getLogger("agent")
+
+CANDIDACY_TICK_S = 0.1  # a candidacy past its deadline reverts (and says so) within this
+
+
+class Agent:
+    """One running agent: everything `python -m agent` starts, in start/stop order."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        offset = config.clock_offset
+        self.store = StateStore(config.state_dir)
+        serving_log_path = config.state_dir / SERVING_LOG
+        existed = serving_log_path.exists()
+        self.serving_log = ServingLog(serving_log_path)
+        if existed:
+            # A restarted agent holds no lease: cap whatever the old process had on record.
+            self.serving_log({"stop": time.monotonic()})
+        self.core = AgentCore(mono=time.monotonic, wall=lambda: time.time() + offset,
+                              state=self.store.load(), persist=self.store.save,
+                              serving_log=self.serving_log, name=config.name, logger=log)
+        seed = read_json(config.inventory) if config.inventory else None
+        self.inventory = Inventory(config.state_dir / "inventory.json", seed)
+        self.checks = CheckRunner(config.checks)
+        self.appliance = Appliance(self.core, self.inventory, self.checks)
+        self.data = data.DataStore(config.data_dir, int(config.max_body_mb * 1024 * 1024))
+        self.peer = PeerHeartbeater(self.core, self._peer_ssl())
+        self.app = self.build_app()
+        self.runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    def _peer_ssl(self) -> ssl.SSLContext | None:
+        if self.config.peer_ca is None:
+            return None
+        return ssl.create_default_context(cafile=str(self.config.peer_ca))
+
+    def _server_ssl(self) -> ssl.SSLContext | None:
+        if not self.config.tls_cert:
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(str(self.config.tls_cert), str(self.config.tls_key))
+        return ctx
+
+    def build_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[stamp_receipt, json_errors,
+                         bearer_auth(self.config.token, lambda p: p == "/v1/primary")],
+            client_max_size=1024 * 1024)  # JSON bodies; file PUTs stream past this limit
+        app[RESOLVE] = lambda request: self.appliance
+        add_control_routes(app)
+        data.add_routes(app, self.data)
+        # A later module adds /v1/sync here the same way: sync.add_routes(app, ...).
+        return app
+
+    async def start(self) -> None:
+        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        ctx = self._server_ssl()
+        for listen in (self.config.heartbeat_listen, self.config.intranet_listen):
+            if listen is not None:
+                await web.TCPSite(self.runner, listen.host, listen.port, ssl_context=ctx,
+                                  reuse_address=True).start()
+        self.checks.start()
+        self.peer.start()
+        self._ticker = asyncio.create_task(self._tick())
+        log.info("%s: listening on %s%s (%s), role %s epoch %d seq %d", self.config.name,
+                 self.config.heartbeat_listen,
+                 f" and {self.config.intranet_listen}" if self.config.intranet_listen else "",
+                 "https" if ctx else "http", self.core.role, self.core.epoch, self.core.seq)
+
+    async def _tick(self) -> None:
+        while True:
+            self.core.expire()
+            await asyncio.sleep(CANDIDACY_TICK_S)
+
+    async def stop(self) -> None:
+        if self._ticker:
+            self._ticker.cancel()
+        await self.peer.stop()
+        await self.checks.stop()
+        if self.runner:
+            await self.runner.cleanup()
+        self.serving_log.close()
+
+
+async def serve(config: AgentConfig) -> None:
+    agent = Agent(config)
+    await agent.start()
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, done.set)
+    await done.wait()
+    log.info("%s: shutting down", config.name)
+    await agent.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        config, level = load_config(argv)
+    except ConfigError as exc:
+        print(f"dms-agent: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(config))
+    except OSError as exc:  # e.g. the port is taken: one line, not a traceback
+        print(f"dms-agent: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Options of `python -m agent`: flags, or a JSON config file that flags override."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.checks import CheckSpec
+
+
+@dataclass
+class Listen:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass
+class AgentConfig:
+    name: str
+    heartbeat_listen: Listen
+    data_dir: Path
+    state_dir: Path
+    token: str
+    intranet_listen: Listen | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    peer_ca: Path | None = None
+    checks: list[CheckSpec] = field(default_factory=list)
+    clock_offset: float = 0.0
+    inventory: Path | None = None
+    max_body_mb: float = 1024.0
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def parse_listen(value: str) -> Listen:
+    """HOST:PORT, or [IPV6]:PORT."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"listen address {value!r} must be HOST:PORT")
+    host = host.strip("[]") or "0.0.0.0"
+    return Listen(host, int(port))
+
+
+def parse_check(value: Any, critical_default: bool, interval: float,
+                timeout: float) -> CheckSpec:
+    """A check from the config file (an object) or a flag: JSON object text or NAME=COMMAND."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"check {value!r} is not valid JSON: {exc}") from None
+    if isinstance(value, str):
+        name, sep, command = value.partition("=")
+        if not sep or not name or not command:
+            raise ConfigError(f"check {value!r} must be NAME=COMMAND")
+        return CheckSpec(name=name, command=command, critical=critical_default,
+                         interval=interval, timeout=timeout)
+    if not isinstance(value, dict) or not value.get("name") or not value.get("command"):
+        raise ConfigError(f"check {value!r} needs at least a name and a command")
+    try:
+        return CheckSpec(name=str(value["name"]), command=str(value["command"]),
+                         critical=bool(value.get("critical", critical_default)),
+                         interval=float(value.get("interval", interval)),
+                         timeout=float(value.get("timeout", timeout)))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"check {value!r}: {exc}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m agent",
+        description="dms-agent: the HTTP service each DMS appliance runs (DESIGN §8). Every "
+        "option may also be given in a JSON config file (--config) under the same name with "
+        "dashes as underscores; flags override the file.")
+    p.add_argument("--config", type=Path, help="JSON config file; flags override its values")
+    p.add_argument("--name", help="appliance name reported in heartbeat answers")
+    p.add_argument("--heartbeat-listen", metavar="HOST:PORT",
+                   help="listen address on the heartbeat network (required)")
+    p.add_argument("--intranet-listen", metavar="HOST:PORT",
+                   help="optional second listen address (intranet); serves the same calls")
+    p.add_argument("--data-dir", type=Path, help="data directory served by /v1/data (required)")
+    p.add_argument("--state-dir", type=Path,
+                   help="state directory: state.json, inventory.json, serving.log (required)")
+    p.add_argument("--token", help="bearer token every call but GET /v1/primary must carry "
+                   "(default: $DMS_AGENT_TOKEN)")
+    p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS on both listeners")
+    p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    p.add_argument("--peer-ca", type=Path,
+                   help="CA file to verify an HTTPS peer (default: the system's CAs)")
+    p.add_argument("--check", action="append", default=None, metavar="NAME=COMMAND",
+                   help="critical check (a 'service'; failing stops serving). Repeatable. "
+                   "Or a JSON object {name, command, critical, interval, timeout}. Config file: "
+                   "checks: [{name, command, critical, interval, timeout}]")
+    p.add_argument("--component", action="append", default=None, metavar="NAME=COMMAND",
+                   help="non-critical check (a 'component': reported, never a failover)")
+    p.add_argument("--check-interval", type=float, default=None,
+                   help="default seconds between runs of a check (default 1)")
+    p.add_argument("--check-timeout", type=float, default=None,
+                   help="default seconds before a check is killed and counted failed (default 5)")
+    p.add_argument("--clock-offset", type=float, default=None, metavar="SECONDS",
+                   help="added to the wall clock everywhere the agent uses it (skew tests)")
+    p.add_argument("--inventory", type=Path,
+                   help="JSON {system:{part_number, hardware, configuration}, licenses, "
+                   "modules} seeding the inventory on first start (later kept in the state dir)")
+    p.add_argument("--max-body-mb", type=float, default=None,
+                   help="largest file a PUT /v1/data/files may carry, in MB (default 1024)")
+    p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
+    return p
+
+
+def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
+    """Parse flags and the config file; return the config and the log level."""
+    args = build_parser().parse_args(argv)
+    file_values: dict[str, Any] = {}
+    if args.config:
+        try:
+            file_values = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read config {args.config}: {exc}") from None
+        if not isinstance(file_values, dict):
+            raise ConfigError("config file must hold a JSON object")
+
+    def opt(key: str, default: Any = None) -> Any:
+        flag = getattr(args, key, None)
+        return flag if flag is not None else file_values.get(key, default)
+
+    interval = float(opt("check_interval", 1.0))
+    timeout = float(opt("check_timeout", 5.0))
+    checks = [parse_check(c, True, interval, timeout) for c in file_values.get("checks", [])]
+    if args.check is not None or args.component is not None:
+        checks = [parse_check(c, True, interval, timeout) for c in args.check or []]
+        checks += [parse_check(c, False, interval, timeout) for c in args.component or []]
+    names = [c.name for c in checks]
+    if len(names) != len(set(names)):
+        raise ConfigError("check names must be unique")
+
+    token = opt("token") or os.environ.get("DMS_AGENT_TOKEN")
+    missing = [k for k, v in (("heartbeat_listen", opt("heartbeat_listen")),
+                              ("data_dir", opt("data_dir")), ("state_dir", opt("state_dir")),
+                              ("token", token)) if not v]
+    if missing:
+        raise ConfigError("missing required option(s): " +
+                          ", ".join("--" + m.replace("_", "-") for m in missing))
+    if bool(opt("tls_cert")) != bool(opt("tls_key")):
+        raise ConfigError("--tls-cert and --tls-key go together")
+
+    def path(key: str) -> Path | None:
+        value = opt(key)
+        return Path(value) if value else None
+
+    intranet = opt("intranet_listen")
+    config = AgentConfig(
+        name=opt("name") or os.uname().nodename,
+        heartbeat_listen=parse_listen(opt("heartbeat_listen")),
+        intranet_listen=parse_listen(intranet) if intranet else None,
+        data_dir=Path(opt("data_dir")), state_dir=Path(opt("state_dir")), token=token,
+        tls_cert=path("tls_cert"), tls_key=path("tls_key"), peer_ca=path("peer_ca"),
+        checks=checks, clock_offset=float(opt("clock_offset", 0.0)),
+        inventory=path("inventory"), max_body_mb=float(opt("max_body_mb", 1024.0)),
+    )
+    return config, str(opt("log_level", "INFO")).upper()

@@ -1,0 +1,76 @@
+"""HTTP plumbing shared by the agent and the simulator: JSON errors, bearer auth, JSON bodies.
+
+Every error leaves as JSON `{"error": ...}`; a traceback goes to the log, never to the client.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from agent.core import BadRequest, Refused
+
+log = logging.getLogger("agent.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def error_response(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, str(exc))
+    except BadRequest as exc:
+        return error_response(400, str(exc))
+    except Refused as exc:
+        return web.json_response(exc.answer, status=409)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        return web.json_response({"error": exc.reason}, status=exc.status,
+                                 headers={k: v for k, v in exc.headers.items()
+                                          if k.lower() == "allow"})
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal error (see the agent's log)")
+
+
+def bearer_auth(token: str, open_paths: Callable[[str], bool]) -> Any:
+    """Middleware refusing (401) requests without `Authorization: Bearer <token>`."""
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not open_paths(request.path):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return error_response(401, "missing or wrong bearer token")
+        return await handler(request)
+
+    return middleware
+
+
+async def json_body(request: web.Request) -> Any:
+    """The request's JSON document, or BadRequest with a readable reason."""
+    raw = await request.read()
+    if not raw:
+        raise BadRequest("request body must be a JSON object")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
