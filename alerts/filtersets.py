@@ -1,0 +1,28 @@
+"""One FilterSet for the alerts browser and GET /api/v1/events/ (STYLE: same filters, same class)."""
+
+import django_filters
+from django.db.models import Q
+
+from .choices import EventType, Severity
+from .models import Event
+
+
+class EventFilterSet(django_filters.FilterSet):
+    type = django_filters.MultipleChoiceFilter(choices=EventType.choices)
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
+    cluster = django_filters.NumberFilter(field_name="cluster_id")
+    server = django_filters.NumberFilter(field_name="server_id")
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    acknowledged = django_filters.BooleanFilter(method="filter_acknowledged")
+    q = django_filters.CharFilter(method="filter_text", label="Text in the message")
+
+    class Meta:
+        model = Event
+        fields = ["type", "severity", "cluster", "server", "since", "until", "acknowledged", "q"]
+
+    def filter_acknowledged(self, queryset, name, value):
+        return queryset.filter(acknowledged_at__isnull=not value)
+
+    def filter_text(self, queryset, name, value):
+        return queryset.filter(Q(message__icontains=value[:200]))

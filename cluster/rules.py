@@ -1,0 +1,124 @@
+"""The product sheet's rules for forming clusters and deployments (DESIGN §2), in one place.
+
+The admin, the REST API and the forms all reach these through `Cluster.clean()`, so they refuse the
+same things with the same messages. Each function returns `{field: [message, ...]}`.
+"""
+
+from django.db.models import Q
+
+from licensing.models import PartNumber
+
+from .choices import Application, DeploymentKind, Platform
+from .hardware import differing_fields
+
+Errors = dict[str, list[str]]
+
+
+def _add(errors: Errors, field: str, message: str) -> None:
+    errors.setdefault(field, []).append(message)
+
+
+def cluster_rule_errors(*, name, application, primary, secondary, deployment, cluster_pk=None) -> Errors:
+    from .models import Cluster
+
+    errors: Errors = {}
+    if primary.pk is not None and primary.pk == secondary.pk:
+        _add(errors, "secondary", "The secondary must be a different appliance from the primary.")
+        return errors
+
+    if primary.application != secondary.application:
+        _add(
+            errors,
+            "secondary",
+            f"The applications differ: the primary runs {primary.get_application_display()}, "
+            f"the secondary {secondary.get_application_display()}.",
+        )
+    if application and primary.application != application:
+        _add(
+            errors,
+            "application",
+            f"The cluster's application must be the appliances' ({primary.get_application_display()}).",
+        )
+
+    for field, server in (("primary", primary), ("secondary", secondary)):
+        if server.platform == Platform.MCS:
+            _add(errors, field, f"{server.name} is an MCS-based appliance: migrate to a UCS appliance first.")
+
+    entry = PartNumber.objects.filter(primary_part=primary.part_number).first()
+    if entry is None:
+        _add(errors, "primary", f"Part number {primary.part_number} is not a primary part in the part catalog.")
+    elif secondary.part_number != entry.failover_part:
+        _add(
+            errors,
+            "secondary",
+            f"Wrong failover part: a {entry.primary_part} primary needs a {entry.failover_part} failover "
+            f"appliance, not {secondary.part_number}.",
+        )
+
+    if isinstance(primary.hardware, dict) and isinstance(secondary.hardware, dict):
+        differing = differing_fields(primary.hardware, secondary.hardware)
+        if differing:
+            _add(
+                errors,
+                "secondary",
+                "The hardware configurations must be identical; they differ in: " + ", ".join(differing) + ".",
+            )
+
+    others = Cluster.objects.exclude(pk=cluster_pk) if cluster_pk else Cluster.objects.all()
+    for field, server in (("primary", primary), ("secondary", secondary)):
+        if server.pk is None:
+            continue
+        taken = others.filter(Q(primary_id=server.pk) | Q(secondary_id=server.pk)).first()
+        if taken:
+            _add(errors, field, f"{server.name} already belongs to cluster {taken.name}.")
+
+    if deployment is not None:
+        for message in _deployment_errors(deployment, application or primary.application, others):
+            _add(errors, "deployment", message)
+    return errors
+
+
+def _deployment_errors(deployment, application, others) -> list[str]:
+    members = others.filter(deployment=deployment)
+    if members.filter(application=application).exists():
+        return [f"Deployment {deployment.name} already holds a {Application(application).label} cluster."]
+    if deployment.kind == DeploymentKind.DIGITAL_SIGNS and application != Application.DMM:
+        return ["A Digital Signs deployment holds one DMM cluster only."]
+    if (
+        deployment.kind == DeploymentKind.SHOW_AND_SHARE
+        and application == Application.SNS
+        and not members.filter(application=Application.DMM).exists()
+    ):
+        return ["A Show and Share deployment needs a DMM cluster: add the DMM cluster first."]
+    return []
+
+
+def removal_errors(cluster) -> Errors:
+    """Why `cluster` may not leave its deployment (be deleted, moved or change application)."""
+    deployment = cluster.deployment
+    if (
+        deployment is not None
+        and deployment.kind == DeploymentKind.SHOW_AND_SHARE
+        and cluster.application == Application.DMM
+        and deployment.clusters.exclude(pk=cluster.pk).filter(application=Application.SNS).exists()
+    ):
+        return {
+            "deployment": [
+                f"A Show and Share deployment needs a DMM cluster: remove the SNS cluster from "
+                f"{deployment.name} before its DMM cluster {cluster.name}."
+            ]
+        }
+    return {}
+
+
+def cluster_settings_errors(cluster) -> Errors:
+    errors: Errors = {}
+    interval = cluster.heartbeat_interval
+    if interval is None:
+        return errors
+    if cluster.lease_s is not None and cluster.lease_s <= interval:
+        _add(errors, "lease_s", "The lease must be longer than the heartbeat interval, or a lease ends between beats.")
+    lease = cluster.effective_lease_s
+    if cluster.max_grant_delay is not None and cluster.max_grant_delay >= lease / 2:
+        _add(errors, "max_grant_delay", "The maximum grant delay must be under half the lease.")
+    return errors

@@ -1,0 +1,48 @@
+"""API-wide behaviour: model validation errors become 400s naming their field, never 500s."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def as_drf_error(error: DjangoValidationError) -> serializers.ValidationError:
+    if hasattr(error, "error_dict"):
+        detail = {("non_field_errors" if k == "__all__" else k): v for k, v in error.message_dict.items()}
+        return serializers.ValidationError(detail)
+    return serializers.ValidationError({"non_field_errors": error.messages})
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DjangoValidationError):
+        exc = as_drf_error(exc)
+    if isinstance(exc, DataError):
+        return Response({"detail": "A value is out of range for its field."}, status=400)
+    return drf_exception_handler(exc, context)
+
+
+class FullCleanSerializer(serializers.ModelSerializer):
+    """Runs the model's `full_clean()` on writes, so the API refuses what the admin refuses."""
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        model = self.Meta.model
+        instance = model(**{k: v for k, v in attrs.items() if not _is_many(model, k)})
+        if self.instance is not None:
+            instance = self.instance.__class__.objects.get(pk=self.instance.pk)
+            for key, value in attrs.items():
+                if not _is_many(model, key):
+                    setattr(instance, key, value)
+        try:
+            instance.full_clean(validate_unique=True, validate_constraints=True)
+        except DjangoValidationError as error:
+            raise as_drf_error(error) from error
+        return attrs
+
+
+def _is_many(model, name: str) -> bool:
+    try:
+        return model._meta.get_field(name).many_to_many
+    except Exception:
+        return False

@@ -1,0 +1,59 @@
+"""Shared personas (STYLE.md): admin, operator, viewer and an outsider with no role, each with an
+API client, so every endpoint is tested for refusal as well as for success."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="alice-admin", role="admin", is_staff=True)
+
+
+@pytest.fixture
+def operator_user(db):
+    return UserFactory(username="oscar-operator", role="operator")
+
+
+@pytest.fixture
+def viewer_user(db):
+    return UserFactory(username="victor-viewer", role="viewer")
+
+
+@pytest.fixture
+def outsider_user(db):
+    return UserFactory(username="olga-outsider")
+
+
+def _client_for(user):
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def anonymous_api(db):
+    return APIClient()
+
+
+@pytest.fixture
+def admin_api(admin_user):
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def operator_api(operator_user):
+    return _client_for(operator_user)
+
+
+@pytest.fixture
+def viewer_api(viewer_user):
+    return _client_for(viewer_user)
+
+
+@pytest.fixture
+def outsider_api(outsider_user):
+    return _client_for(outsider_user)

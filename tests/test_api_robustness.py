@@ -1,0 +1,84 @@
+"""Bad input gets a 4xx with a reason, never a 500 (malformed JSON, wrong types, unknown ids and
+filters, 100 kB strings)."""
+
+import pytest
+
+from tests.factories import ClusterFactory, EventFactory
+
+WRITABLE = [
+    "/api/v1/servers/",
+    "/api/v1/clusters/",
+    "/api/v1/deployments/",
+    "/api/v1/licenses/",
+    "/api/v1/modules/",
+    "/api/v1/part-numbers/",
+]
+ALL = WRITABLE + ["/api/v1/events/"]
+HUGE = "x" * 100_000
+
+
+@pytest.mark.parametrize("url", WRITABLE)
+def test_it_answers_400_to_malformed_json(admin_api, url):
+    response = admin_api.generic("POST", url, '{"name": "broken', content_type="application/json")
+
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("url", WRITABLE)
+@pytest.mark.parametrize("body", [[], "a string", 42, {"name": HUGE, "hardware": HUGE, "server": HUGE}])
+def test_it_answers_400_to_wrong_types_and_huge_strings(admin_api, url, body):
+    response = admin_api.post(url, body, format="json")
+
+    assert response.status_code == 400
+
+
+def test_it_answers_400_to_wrong_field_types_on_a_cluster(admin_api):
+    cluster = ClusterFactory()
+    for field, value in [
+        ("heartbeat_interval", "fast"),
+        ("missed_heartbeats_threshold", -1),
+        ("maintenance", {"a": 1}),
+        ("primary", 10**20),
+        ("deployment", "none"),
+        ("max_clock_skew", 1e308),
+        ("name", HUGE),
+    ]:
+        response = admin_api.patch(f"/api/v1/clusters/{cluster.pk}/", {field: value}, format="json")
+        assert response.status_code == 400, (field, response.status_code)
+
+
+@pytest.mark.parametrize("url", ALL)
+@pytest.mark.parametrize("ident", ["999999", "abc", str(10**30), "-1"])
+def test_it_answers_404_to_unknown_ids(admin_api, url, ident):
+    assert admin_api.get(f"{url}{ident}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "colour=blue",
+        "cluster=abc",
+        "cluster=" + str(10**30),
+        "type=not_a_type",
+        "since=yesterday",
+        "acknowledged=maybe",
+        "severity=" + "x" * 100_000,
+        "cursor=garbage",
+        "page_size=-5",
+        "q=" + HUGE,
+    ],
+)
+def test_event_filters_never_answer_500(viewer_api, query):
+    EventFactory()
+
+    response = viewer_api.get(f"/api/v1/events/?{query}")
+
+    assert response.status_code in (200, 400, 404), response.status_code
+
+
+@pytest.mark.parametrize("url", WRITABLE)
+def test_other_list_filters_never_answer_500(viewer_api, url):
+    for query in ["unknown=1", "server=abc", "deployment=" + str(10**30), "name=" + HUGE, "limit=abc", "offset=-1"]:
+        response = viewer_api.get(f"{url}?{query}")
+        assert response.status_code in (200, 400), (url, query, response.status_code)
