@@ -1,0 +1,264 @@
+"""Unit tests of AgentCore (DESIGN §4a) with hand-driven clocks: no processes, no sleeping."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agent.core import AgentCore, BadRequest, Refused
+from agent.servinglog import read_serving_intervals
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.wall = 1_700_000_000.0
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
+def make_core(clock: Clock, state: dict[str, Any] | None = None,
+              saved: list[dict[str, Any]] | None = None,
+              log: list[dict[str, Any]] | None = None) -> AgentCore:
+    return AgentCore(mono=lambda: clock.mono, wall=lambda: clock.wall, state=state,
+                     persist=(saved.append if saved is not None else None),
+                     serving_log=(log.append if log is not None else None), name="t")
+
+
+def role(core: AgentCore, role: str, epoch: int, seq: int, **kw: Any) -> dict[str, Any]:
+    body = {"role": role, "epoch": epoch, "seq": seq, "peer_url": "http://peer",
+            "peer_token": "p", "interval_s": 1.0, "lease_s": 2.0, "max_grant_delay": 0.25,
+            "max_clock_skew": 0.1, **kw}
+    return core.apply_role(body)
+
+
+def grant(core: AgentCore, clock: Clock, epoch: int = 1, lease_s: float = 2.0,
+          delay: float = 0.0) -> dict[str, Any]:
+    return core.heartbeat({"epoch": epoch, "lease_s": lease_s, "sent_at": clock.wall - delay},
+                          clock.mono, clock.wall)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def test_it_starts_unconfigured_and_never_serves(clock: Clock) -> None:
+    core = make_core(clock)
+    assert core.role == "unconfigured"
+    assert grant(core, clock)["grant_accepted"] is False
+    assert not core.is_serving(True)
+
+
+def test_it_serves_until_receipt_plus_lease(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    answer = grant(core, clock, lease_s=2.0)
+    assert answer["grant_accepted"] and answer["lease_until"] == pytest.approx(clock.mono + 2)
+    clock.advance(1.99)
+    assert core.is_serving(True)
+    assert not core.is_serving(False)  # a failing critical check stops serving
+    clock.advance(0.02)
+    assert not core.is_serving(True)
+
+
+def test_it_never_shortens_a_lease(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    grant(core, clock, lease_s=2.0)
+    until = core.lease_until
+    grant(core, clock, lease_s=0.5)
+    assert core.lease_until == until
+
+
+@pytest.mark.parametrize("epoch,delay,reason", [
+    (2, 0.0, "epoch"), (0, 0.0, "epoch"),
+    (1, 0.3, "max_grant_delay"), (1, -0.2, "max_clock_skew"),
+])
+def test_it_refuses_grants_of_another_epoch_or_outside_the_time_window(
+        clock: Clock, epoch: int, delay: float, reason: str) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    answer = grant(core, clock, epoch=epoch, delay=delay)
+    assert answer["grant_accepted"] is False
+    assert reason in answer["grant_refused_reason"]
+    assert not core.is_serving(True)
+
+
+def test_it_accepts_grants_at_the_edges_of_the_window(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    assert grant(core, clock, delay=0.25)["grant_accepted"]
+    assert grant(core, clock, delay=-0.1)["grant_accepted"]
+
+
+def test_it_ignores_seq_for_grants(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 7)
+    assert grant(core, clock)["grant_accepted"]
+
+
+def test_a_zero_lease_is_a_probe(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    answer = grant(core, clock, lease_s=0)
+    assert answer["grant_accepted"] is False and "probe" in answer["grant_refused_reason"]
+
+
+@pytest.mark.parametrize("epoch,seq", [(1, 5), (1, 4), (0, 9)])
+def test_it_refuses_commands_not_newer_than_held(clock: Clock, epoch: int, seq: int) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 5)
+    with pytest.raises(Refused) as info:
+        role(core, "primary", epoch, seq)
+    assert info.value.answer["role"] == "secondary"
+    assert (info.value.answer["epoch"], info.value.answer["seq"]) == (1, 5)
+
+
+@pytest.mark.parametrize("body,field", [
+    ({"role": "boss", "epoch": 1, "seq": 1}, "role"),
+    ({"role": "primary", "epoch": "1", "seq": 1}, "epoch"),
+    ({"role": "primary", "epoch": 1}, "seq"),
+    ({"role": "primary", "epoch": True, "seq": 1}, "epoch"),
+    ({"role": "primary", "epoch": 1, "seq": 1, "lease_s": "x"}, "lease_s"),
+    ({"role": "candidate", "epoch": 1, "seq": 1}, "candidacy"),
+    ([1, 2], "object"),
+])
+def test_it_explains_malformed_commands(clock: Clock, body: Any, field: str) -> None:
+    with pytest.raises(BadRequest, match=field):
+        make_core(clock).apply_role(body)
+
+
+def test_demotion_stops_serving_at_once_and_logs_the_stop(clock: Clock) -> None:
+    log: list[dict[str, Any]] = []
+    core = make_core(clock, log=log)
+    role(core, "primary", 1, 1)
+    grant(core, clock)
+    clock.advance(0.5)
+    role(core, "secondary", 2, 2)
+    assert not core.is_serving(True)
+    assert log[-1] == {"stop": clock.mono}
+
+
+def test_serving_log_is_written_before_the_lease_is_extended(clock: Clock, tmp_path) -> None:
+    path = tmp_path / "serving.log"
+    from agent.servinglog import ServingLog
+
+    writer = ServingLog(path)
+    core = make_core(clock)
+    core._serving_log = writer
+    role(core, "primary", 1, 1)
+    start = clock.mono
+    grant(core, clock)
+    clock.advance(1)
+    grant(core, clock)
+    clock.advance(0.5)
+    role(core, "secondary", 2, 2)
+    writer.close()
+    assert read_serving_intervals(path) == [(start, clock.mono)]
+
+
+def test_candidate_stops_granting_and_reports_its_last_grant(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    ticket = core.begin_grant()
+    assert ticket is not None and ticket.lease_s == 2.0
+    core.grant_answered(ticket)
+    clock.advance(0.4)
+    answer = role(core, "candidate", 1, 2, candidacy={"id": "c1", "deadline_s": 5})
+    assert answer["last_grant_sent_age_s"] == pytest.approx(0.4)
+    assert answer["candidacy"]["id"] == "c1"
+    assert core.begin_grant().lease_s == 0  # a candidate only probes
+
+
+def test_candidacy_reverts_to_secondary_after_its_deadline(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    role(core, "candidate", 1, 2, candidacy={"id": "c1", "deadline_s": 5})
+    clock.advance(5)
+    assert core.status()["role"] == "candidate"
+    core.expire()
+    assert core.role == "secondary" and core.candidacy is None
+    with pytest.raises(Refused, match="not candidate"):
+        role(core, "primary", 2, 3, candidacy={"id": "c1"},
+             grant={"lease_s": 2, "sent_at": clock.wall})
+
+
+def test_promotion_needs_the_candidacy_id(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    role(core, "candidate", 1, 2, candidacy={"id": "c1", "deadline_s": 5})
+    with pytest.raises(Refused, match="c1"):
+        role(core, "primary", 2, 3, candidacy={"id": "other"},
+             grant={"lease_s": 2, "sent_at": clock.wall})
+    with pytest.raises(Refused, match="candidacy id"):
+        role(core, "primary", 2, 4)
+    answer = role(core, "primary", 2, 5, candidacy={"id": "c1"},
+                  grant={"lease_s": 2, "sent_at": clock.wall})
+    assert answer["role"] == "primary" and answer["grant_accepted"]
+    assert core.is_serving(True)
+
+
+def test_secondary_stops_granting_after_a_missed_slot_and_resumes(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    first = core.begin_grant()
+    core.grant_failed(first, refused=False)
+    sent = core.last_grant_sent
+    assert core.peer_fields(clock.mono)["ok"] is False
+    clock.advance(1)
+    probe = core.begin_grant()
+    assert probe.lease_s == 0 and core.last_grant_sent == sent
+    core.grant_answered(probe)
+    assert core.begin_grant().lease_s == 2.0
+
+
+def test_a_refused_connection_undoes_the_recorded_grant(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    ticket = core.begin_grant()
+    core.grant_failed(ticket, refused=True)
+    assert core.last_grant_sent is None
+
+
+def test_after_a_restart_the_last_grant_counts_as_sent_at_start(clock: Clock) -> None:
+    saved: list[dict[str, Any]] = []
+    core = make_core(clock, saved=saved)
+    role(core, "secondary", 3, 9)
+    clock.advance(10)
+    restarted = make_core(clock, state=saved[-1])
+    assert (restarted.role, restarted.epoch, restarted.seq) == ("secondary", 3, 9)
+    assert restarted.last_grant_sent == clock.mono
+    assert restarted.settings.lease_s == 2.0
+
+
+def test_primary_at_a_new_epoch_drops_the_old_lease(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    grant(core, clock)
+    role(core, "primary", 1, 2)  # a settings update keeps the lease
+    assert core.is_serving(True)
+    role(core, "primary", 2, 3)
+    assert not core.is_serving(True)
+
+
+def test_inventory_commands_are_ordered_and_keep_the_epoch(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    core.accept_seq(1, 2, "inventory")
+    with pytest.raises(Refused):
+        core.accept_seq(1, 2, "inventory")
+    with pytest.raises(Refused, match="role command"):
+        core.accept_seq(2, 1, "inventory")
+    assert core.seq == 2
+
+
+def test_read_serving_intervals_merges_and_caps(tmp_path) -> None:
+    path = tmp_path / "serving.log"
+    path.write_text('{"start": 1, "end": 3, "epoch": 1}\n{"start": 2, "end": 4, "epoch": 1}\n'
+                    '{"stop": 3.5}\n{"start": 10, "end": 12, "epoch": 1}\n{"start": 11, "en')
+    assert read_serving_intervals(path) == [(1.0, 3.5), (10.0, 12.0)]
+    assert read_serving_intervals(tmp_path / "missing.log") == []

@@ -1,0 +1,1 @@
+"""Helpers shared by the integration tests: real agent processes and serving-overlap checks."""
