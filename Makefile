@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The tests need PostgreSQL (the database of record); this is the machine's local one.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+# The tests' Redis database, apart from the one `make run` uses (0).
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint check-deploy bench clean
@@ -21,7 +23,7 @@ run: install
 	$(PY) -m cluster.demo
 
 test: install
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -142,6 +142,18 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Heartbeats and failovers never wait behind replication or notification work (DESIGN §5, §4a).
+CELERY_TASK_ROUTES = {
+    "cluster.tasks.dispatch_heartbeats": {"queue": "heartbeat"},
+    "cluster.tasks.probe_batch": {"queue": "heartbeat"},
+    "cluster.tasks.run_failover": {"queue": "failover"},
+    "cluster.tasks.*": {"queue": "default"},
+    "licensing.tasks.*": {"queue": "default"},
+    "alerts.tasks.*": {"queue": "default"},
+}
+# Periodic tasks; django-celery-beat's database scheduler copies these into its tables, where
+# administrators can see and tune them.
+CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_TIMEZONE = TIME_ZONE
 
 # Email (Django's mail framework).
