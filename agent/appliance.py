@@ -7,7 +7,8 @@ real agent (one appliance per process) and the simulator (thousands under path p
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 

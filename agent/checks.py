@@ -86,7 +86,7 @@ async def run_check(spec: CheckSpec) -> tuple[bool, str]:
         return False, f"cannot start: {exc}"
     try:
         rc = await asyncio.wait_for(proc.wait(), spec.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         _kill_group(proc.pid)
         await proc.wait()
         return False, f"timed out after {spec.timeout}s"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import signal
 import ssl
 import sys
 import time
-from pathlib import Path
 
 from aiohttp import web
 
@@ -20,7 +18,8 @@ from agent.config import AgentConfig, ConfigError, load_config
 from agent.core import AgentCore
 from agent.inventory import Inventory
 from agent.peer import PeerHeartbeater
-from agent.servinglog import FILE_NAME as SERVING_LOG, ServingLog
+from agent.servinglog import FILE_NAME as SERVING_LOG
+from agent.servinglog import ServingLog
 from agent.storage import StateStore, read_json
 from agent.webutil import bearer_auth, json_errors
 

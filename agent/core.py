@@ -10,8 +10,9 @@ simulator keeps everything in memory.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 ROLES = ("primary", "secondary", "candidate", "unconfigured")
 COMMAND_ROLES = ("primary", "secondary", "candidate")

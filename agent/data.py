@@ -15,6 +15,7 @@ import os
 import re
 import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ class DataStore:
         self.max_body = max_body
         # path -> (size, mtime_ns, sha256): re-hash only files that changed.
         self._sha_cache: dict[str, tuple[int, int, str]] = {}
+        self._cache_lock = threading.Lock()  # the manifest runs in a thread, PUT/DELETE do not
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -98,13 +100,15 @@ class DataStore:
                     files.append({"path": rel, "size": st.st_size,
                                   "sha256": self._sha256(rel, entry.path, st)})
                     seen.add(rel)
-        for gone in set(self._sha_cache) - seen:
-            del self._sha_cache[gone]
+        with self._cache_lock:
+            for gone in set(self._sha_cache) - seen:
+                self._sha_cache.pop(gone, None)
         files.sort(key=lambda f: f["path"])
         return files
 
     def _sha256(self, rel: str, path: str, st: os.stat_result) -> str:
-        cached = self._sha_cache.get(rel)
+        with self._cache_lock:
+            cached = self._sha_cache.get(rel)
         if cached and cached[0] == st.st_size and cached[1] == st.st_mtime_ns:
             return cached[2]
         h = hashlib.sha256()
@@ -112,7 +116,8 @@ class DataStore:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         digest = h.hexdigest()
-        self._sha_cache[rel] = (st.st_size, st.st_mtime_ns, digest)
+        with self._cache_lock:
+            self._sha_cache[rel] = (st.st_size, st.st_mtime_ns, digest)
         return digest
 
     # -- handlers ---------------------------------------------------------------------------
@@ -140,7 +145,8 @@ class DataStore:
             target.unlink()
         except FileNotFoundError:
             raise ApiError(404, "no such file")
-        self._sha_cache.pop(rel, None)
+        with self._cache_lock:
+            self._sha_cache.pop(rel, None)
         await asyncio.to_thread(fsync_dir, target.parent)
         return web.json_response({"deleted": rel})
 
@@ -186,7 +192,8 @@ class DataStore:
             tmp.unlink(missing_ok=True)
             raise
         st = target.stat()
-        self._sha_cache[rel] = (st.st_size, st.st_mtime_ns, expected)
+        with self._cache_lock:
+            self._sha_cache[rel] = (st.st_size, st.st_mtime_ns, expected)
         return web.json_response({"path": rel, "size": size, "sha256": expected}, status=201)
 
     def _target(self, request: web.Request) -> Path:

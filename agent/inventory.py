@@ -5,8 +5,9 @@ state directory so copied licenses survive restarts."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.core import BadRequest, require_object
 from agent.storage import read_json, write_json_atomic

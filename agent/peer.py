@@ -69,7 +69,7 @@ class PeerHeartbeater:
         except aiohttp.ClientConnectorError as exc:
             refused = isinstance(exc.os_error, ConnectionRefusedError)
             core.grant_failed(ticket, refused=refused)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             core.grant_failed(ticket, refused=False)
         else:
             core.grant_answered(ticket)

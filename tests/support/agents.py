@@ -17,8 +17,9 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -121,7 +122,7 @@ class AgentProcess:
             cmd += ["--max-body-mb", repr(self.max_body_mb)]
         return cmd + self.extra_args
 
-    def start(self) -> "AgentProcess":
+    def start(self) -> AgentProcess:
         """Start the process (the token goes by environment, not on the command line)."""
         if self.running:
             raise RuntimeError(f"agent {self.name} is already running")
@@ -141,7 +142,7 @@ class AgentProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
-    def wait_ready(self, timeout: float = 10.0) -> "AgentProcess":
+    def wait_ready(self, timeout: float = 10.0) -> AgentProcess:
         """Poll `GET /v1/primary` until the agent answers at all (200 or 503)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -188,7 +189,7 @@ class AgentProcess:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
 
-    def restart(self, timeout: float = 10.0) -> "AgentProcess":
+    def restart(self, timeout: float = 10.0) -> AgentProcess:
         self.kill()
         return self.start().wait_ready(timeout)
 

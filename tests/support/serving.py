@@ -15,8 +15,8 @@ import http.client
 import ssl
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 from urllib.parse import urlsplit
 
 Interval = tuple[float, float]
@@ -67,13 +67,13 @@ class PrimaryPoller:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def __enter__(self) -> "PrimaryPoller":
+    def __enter__(self) -> PrimaryPoller:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self) -> "PrimaryPoller":
+    def start(self) -> PrimaryPoller:
         for url in self.urls:
             thread = threading.Thread(target=self._poll, args=(url,), daemon=True,
                                       name=f"poll {url}")
