@@ -14,8 +14,12 @@ def record_event(
     cluster: Any = None,
     server: Any = None,
     details: dict | None = None,
+    recovers: Event | None = None,
 ) -> Event:
-    """Store one event. Call it inside the transaction whose change the event reports."""
+    """Store one event. Call it inside the transaction whose change the event reports.
+
+    `recovers` is the failure event that a recovery closes (DESIGN §7 pairs them).
+    """
     event_type = EventType(event_type)
     return Event.objects.create(
         type=event_type,
@@ -23,5 +27,5 @@ def record_event(
         cluster=cluster,
         server=server,
         message=message[:500],
-        details=details or {},
+        details={**(details or {}), **({"recovers_event": recovers.pk} if recovers else {})},
     )
