@@ -160,6 +160,19 @@ class AgentProcess:
                                    + self.log_text()[-3000:])
             time.sleep(0.02)
 
+    def start_with_fresh_ports(self, timeout: float = 10.0, attempts: int = 3) -> AgentProcess:
+        """First start: if another process grabbed a chosen port meanwhile, pick new ports."""
+        for attempt in range(attempts):
+            try:
+                return self.start().wait_ready(timeout)
+            except RuntimeError:
+                if attempt == attempts - 1 or "in use" not in self.log_text():
+                    raise
+                self.heartbeat_port = free_port(self.host)
+                if self.intranet_port is not None:
+                    self.intranet_port = free_port(self.host)
+        raise AssertionError("unreachable")
+
     def kill(self) -> None:
         """SIGKILL: the crash case (nothing is flushed or cleaned up by the agent)."""
         if self.running:
@@ -289,7 +302,7 @@ class AgentFactory:
         agent = AgentProcess(self.base_dir / name, name, **kwargs)
         self.agents.append(agent)
         if start:
-            agent.start().wait_ready(ready_timeout)
+            agent.start_with_fresh_ports(ready_timeout)
         return agent
 
     def close(self) -> None:
