@@ -39,9 +39,9 @@ def test_grants_of_another_epoch_are_refused(agent_factory) -> None:
 
 @pytest.mark.parametrize("offset,accepted,reason", [
     (0.5, False, "max_grant_delay"),  # agent's clock ahead: the grant looks 0.5 s old
-    (-0.5, False, "max_clock_skew"),  # agent's clock behind: the grant comes from the future
-    (0.15, True, None),
-    (-0.05, True, None),
+    (-1.0, False, "max_clock_skew"),  # agent's clock behind: the grant comes from the future
+    (0.05, True, None),  # margins leave room for a loaded test machine's latency
+    (-0.08, True, None),
 ])
 def test_grants_are_judged_by_sent_at_on_the_agents_clock(agent_factory, offset: float,
                                                           accepted: bool, reason) -> None:
