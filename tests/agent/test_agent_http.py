@@ -181,3 +181,17 @@ def test_it_logs_role_changes_and_refusals_without_the_token(agent_factory) -> N
     text = agent.log_text()
     assert "unconfigured@0 -> primary@1" in text and "grant refused" in text
     assert "s3cret" not in text
+
+
+def test_heartbeat_and_role_answers_have_the_documented_shape(agent_factory) -> None:
+    agent = agent_factory("a1", checks=[{"name": "ok", "command": "true"}])
+    status, role_answer = agent.role("candidate", 1, 1, candidacy={"id": "c", "deadline_s": 9})
+    assert status == 200
+    assert {"role", "epoch", "seq", "candidacy", "last_grant_sent_age_s"} <= set(role_answer)
+    assert set(role_answer["candidacy"]) == {"id", "deadline_s", "remaining_s"}
+    answer = agent.heartbeat(1, 0)
+    assert set(answer) == {"name", "role", "epoch", "seq", "candidacy", "now", "lease_until",
+                           "lease_remaining_s", "uptime_s", "services", "components", "peer",
+                           "grant_accepted", "grant_refused_reason"}
+    assert set(answer["peer"]) == {"ok", "last_answer_age_s", "last_grant_sent_age_s"}
+    assert set(answer["services"][0]) == {"name", "critical", "ok", "consecutive_failures"}
