@@ -303,8 +303,12 @@ class AgentCore:
         if epoch != self.epoch:
             raise Refused(f"{what} names epoch {epoch} but the agent is at epoch {self.epoch}; "
                           "a role command moves epochs", self.status())
-        self.seq = seq
-        self._save()
+        held_seq, self.seq = self.seq, seq
+        try:
+            self._save()
+        except BaseException:
+            self.seq = held_seq
+            raise
 
     def apply_role(self, body: Any, receipt_mono: float | None = None,
                    receipt_wall: float | None = None) -> dict[str, Any]:
@@ -348,6 +352,7 @@ class AgentCore:
         elif epoch != old_epoch or old_role != "primary":
             self._drop_lease(f"role primary at new epoch {epoch}")
 
+        held = (self.role, self.epoch, self.seq, self.settings, self.candidacy, self.granting)
         self.role, self.epoch, self.seq, self.settings = role, epoch, seq, settings
         if role == "candidate":
             assert candidacy is not None
@@ -359,7 +364,14 @@ class AgentCore:
             self.candidacy = None
         if role == "secondary" and old_role not in ("secondary", "candidate"):
             self.granting = True
-        self._save()
+        try:
+            self._save()
+        except BaseException:
+            # Not on disk, so not accepted: keep holding the old command (the lease stays
+            # dropped, which is the safe side).
+            (self.role, self.epoch, self.seq, self.settings, self.candidacy,
+             self.granting) = held
+            raise
         if role == "primary" and grant is not None:
             reason = self.check_grant(epoch, float(grant["lease_s"]), float(grant["sent_at"]),
                                       wall_now)

@@ -262,3 +262,17 @@ def test_read_serving_intervals_merges_and_caps(tmp_path) -> None:
                     '{"stop": 3.5}\n{"start": 10, "end": 12, "epoch": 1}\n{"start": 11, "en')
     assert read_serving_intervals(path) == [(1.0, 3.5), (10.0, 12.0)]
     assert read_serving_intervals(tmp_path / "missing.log") == []
+
+
+def test_a_command_that_cannot_be_saved_is_not_held(clock: Clock) -> None:
+    def broken_disk(state: dict[str, Any]) -> None:
+        raise OSError("disk full")
+
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    grant(core, clock)
+    core._persist = broken_disk
+    with pytest.raises(OSError):
+        role(core, "secondary", 2, 2)
+    assert (core.role, core.epoch, core.seq) == ("primary", 1, 1)
+    assert not core.is_serving(True)  # serving stopped anyway: the safe side
