@@ -169,6 +169,14 @@ class Cluster(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def save(self, *args, **kwargs):
+        creating = self._state.adding
+        super().save(*args, **kwargs)
+        if creating:
+            from .lifecycle import cluster_created
+
+            cluster_created(self)
+
     def delete(self, *args, **kwargs):
         from .rules import removal_errors
 

@@ -114,6 +114,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 # Without collectstatic (development, tests) WhiteNoise serves straight from the apps' folders.
 WHITENOISE_USE_FINDERS = True
 FORMS_URLFIELD_ASSUME_HTTPS = True
@@ -153,7 +154,16 @@ CELERY_TASK_ROUTES = {
 }
 # Periodic tasks; django-celery-beat's database scheduler copies these into its tables, where
 # administrators can see and tune them.
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    "dispatch-heartbeats": {"task": "cluster.tasks.dispatch_heartbeats", "schedule": 1.0},
+}
+# How long a failover task's claim lasts without renewal before another worker takes over (§4a.6).
+FAILOVER_CLAIM_S = float(os.environ.get("FAILOVER_CLAIM_S", "3.0"))
+# Notification outbox sweeper: re-queues deliveries whose task was lost (alerts/delivery.py).
+CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {
+    "task": "alerts.tasks.sweep_deliveries",
+    "schedule": float(os.environ.get("NOTIFICATION_SWEEP_INTERVAL_S", "30")),
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 # Email (Django's mail framework).
@@ -169,6 +179,17 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "DMS Failover <dms-fai
 
 # The address of this web app as users reach it, for links in notifications.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# Notifications (alerts/delivery.py): retries with exponential backoff (base, 2 × base, … up to the
+# maximum) until delivered or expired; a claimed delivery not finished within the claim is re-queued.
+NOTIFICATION_EXPIRY_S = float(os.environ.get("NOTIFICATION_EXPIRY_S", "86400"))
+NOTIFICATION_RETRY_BASE_S = float(os.environ.get("NOTIFICATION_RETRY_BASE_S", "30"))
+NOTIFICATION_RETRY_MAX_S = float(os.environ.get("NOTIFICATION_RETRY_MAX_S", "3600"))
+NOTIFICATION_CLAIM_S = float(os.environ.get("NOTIFICATION_CLAIM_S", "120"))
+NOTIFICATION_SWEEP_GRACE_S = float(os.environ.get("NOTIFICATION_SWEEP_GRACE_S", "30"))
+SNMP_INFORM_TIMEOUT_S = float(os.environ.get("SNMP_INFORM_TIMEOUT_S", "3"))
+# The product's SNMP engine ID (hex); empty: generated once and stored in the database (DESIGN §9).
+SNMP_ENGINE_ID = os.environ.get("SNMP_ENGINE_ID", "")
 
 # Token that Prometheus sends as a bearer credential to /metrics (DESIGN §4.7).
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

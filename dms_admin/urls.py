@@ -3,8 +3,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from alerts.api.views import EventViewSet
+from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
 from cluster.api.views import ClusterViewSet, DeploymentViewSet, ServerViewSet, health
+from cluster.endpoints import go, metrics
 from licensing.api.views import LicenseViewSet, PartNumberViewSet, SoftwareModuleViewSet
 
 router = DefaultRouter()
@@ -15,12 +16,18 @@ router.register("licenses", LicenseViewSet)
 router.register("modules", SoftwareModuleViewSet)
 router.register("part-numbers", PartNumberViewSet)
 router.register("events", EventViewSet)
+router.register("notification-rules", NotificationRuleViewSet)
+router.register("deliveries", DeliveryViewSet)
 
 urlpatterns = [
     path("api/v1/health/", health, name="health"),
+    path("go/<str:name>/", go, name="go"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/", admin.site.urls),
     path("", include("django.contrib.auth.urls")),
+    path("alerts/", include("alerts.urls")),
+    path("", include("cluster.urls")),
 ]

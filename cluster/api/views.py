@@ -3,13 +3,16 @@ from django.db import connection
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
-from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
 from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 
 from dms_admin.api import as_drf_error
 
+from ..failover import preflight_switchover, request_switchover
 from ..filtersets import ClusterFilterSet, DeploymentFilterSet, ServerFilterSet
 from ..models import Cluster, Deployment, Server
+from ..tasks import run_failover
 from .serializers import ClusterSerializer, DeploymentSerializer, ServerSerializer
 
 
@@ -23,6 +26,33 @@ class ClusterViewSet(viewsets.ModelViewSet):
     queryset = Cluster.objects.all()
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
+    operator_actions = {"switchover"}
+
+    @extend_schema(
+        request=None,
+        responses={
+            202: inline_serializer("SwitchoverAccepted", {"status": serializers.CharField()}),
+            409: inline_serializer("SwitchoverRefused", {"reasons": serializers.ListField()}),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def switchover(self, request, pk=None):
+        """A planned swap of primary and secondary: 202 when it starts, 409 with the reasons."""
+        cluster = Cluster.objects.select_related("primary", "secondary").get(pk=self.get_object().pk)
+        reasons = preflight_switchover(cluster)
+        if not reasons and not request_switchover(cluster):
+            reasons = ["A failover or switchover is already in progress."]
+        if reasons:
+            return Response({"reasons": reasons}, status=409)
+        run_failover.apply_async((cluster.pk,), expires=30)
+        return Response({"status": "switchover started"}, status=202)
+
+    @extend_schema(request=None, responses=ServerSerializer)
+    @action(detail=True, methods=["get"])
+    def primary(self, request, pk=None):
+        """The current primary, for scripts."""
+        cluster = self.get_object()
+        return Response(ServerSerializer(cluster.primary, context={"request": request}).data)
 
     def perform_destroy(self, instance):
         try:

@@ -1,0 +1,113 @@
+"""Ordered commands to agents (DESIGN §4a rule 12).
+
+Every command carries `(epoch, seq)`; `seq` is allocated on the cluster row with an autocommitted
+`UPDATE … RETURNING` before sending, and reused only to retry the identical command. An agent
+refuses (409) anything not newer than what it holds and answers its role, epoch, seq and
+candidacy; the caller reconciles on those.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.db import connection
+
+from .agent_client import AgentAnswer, call_once
+from .models import Cluster, Server
+
+
+def allocate_seq(cluster_id: int) -> int:
+    table = Cluster._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET command_seq = command_seq + 1 WHERE id = %s RETURNING command_seq", [cluster_id]
+        )
+        return int(cursor.fetchone()[0])
+
+
+def adopt_seq(cluster_id: int, seq: int) -> None:
+    """An agent holds a newer seq than the database (a restored database, a reused appliance)."""
+    table = Cluster._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET command_seq = %s WHERE id = %s AND command_seq < %s", [seq, cluster_id, seq]
+        )
+
+
+@dataclass
+class RoleCommand:
+    role: str
+    epoch: int
+    peer: Server | None = None
+    candidacy: dict | None = None
+    grant: dict | None = None
+
+    def body(self, cluster: Cluster, seq: int) -> dict:
+        body = {
+            "role": self.role,
+            "epoch": self.epoch,
+            "seq": seq,
+            "interval_s": cluster.heartbeat_interval,
+            "lease_s": cluster.effective_lease_s,
+            "max_grant_delay": cluster.max_grant_delay,
+            "max_clock_skew": cluster.max_clock_skew,
+        }
+        if self.peer is not None:
+            body["peer_url"] = self.peer.heartbeat_url
+            body["peer_token"] = self.peer.agent_token
+        if self.candidacy is not None:
+            body["candidacy"] = self.candidacy
+        if self.grant is not None:
+            body["grant"] = self.grant
+        return body
+
+    def held_by(self, answer: AgentAnswer) -> bool:
+        """The agent already holds what this command asks (an earlier send whose answer was lost)."""
+        body = answer.body
+        if body.get("role") != self.role or body.get("epoch") != self.epoch:
+            return False
+        if self.candidacy is not None and self.role == "candidate":
+            return (body.get("candidacy") or {}).get("id") == self.candidacy.get("id")
+        return True
+
+
+def send_role(
+    cluster: Cluster, server: Server, command: RoleCommand, *, attempts: int = 3, timeout: float = 2.0
+) -> AgentAnswer:
+    """Send a role command, retrying the identical command on no answer, reconciling a 409.
+
+    Returns the last answer; `answer.ok` is True when the agent holds the commanded role.
+    """
+    seq = allocate_seq(cluster.pk)
+    answer = AgentAnswer(0, error="not sent")
+    for attempt in range(attempts):
+        answer = _post_role(server, command.body(cluster, seq), timeout)
+        if answer.ok:
+            return answer
+        if answer.status == 409:
+            if command.held_by(answer):
+                return AgentAnswer(200, answer.body, "", False, answer.sent_wall, answer.received_wall)
+            held_seq = answer.body.get("seq")
+            if isinstance(held_seq, int):
+                adopt_seq(cluster.pk, held_seq)
+            seq = allocate_seq(cluster.pk)  # a new command now: a fresh seq
+            continue
+        if answer.answered:
+            return answer  # 400/401: retrying the same thing cannot help
+        if answer.refused:
+            time.sleep(min(0.2 * (attempt + 1), 1.0))
+    return answer
+
+
+def _post_role(server: Server, body: dict, timeout: float) -> AgentAnswer:
+    return call_once("POST", server.heartbeat_url, "/v1/role", server.agent_token, body, timeout)
+
+
+def probe(server: Server, epoch: int, timeout: float = 1.0) -> AgentAnswer:
+    """A heartbeat without a grant, on the heartbeat URL and then the intranet URL."""
+    body = {"epoch": epoch, "lease_s": 0, "sent_at": time.time()}
+    answer = call_once("POST", server.heartbeat_url, "/v1/heartbeat", server.agent_token, body, timeout)
+    if not answer.answered:
+        answer = call_once("POST", server.intranet_url, "/v1/heartbeat", server.agent_token, body, timeout)
+    return answer

@@ -1,0 +1,370 @@
+"""The failover pipeline (DESIGN §4a rules 5–11): one pipeline for missed heartbeats, a failed
+critical service, a skewed primary clock and a planned switchover.
+
+request (write-ahead, by the probe or the API) → claim with an owner token (fence raised) →
+second witness → candidacy → lease wait (ended early by an acknowledged demotion) → promote by
+candidacy id → commit under the token → best-effort demotion of the old primary.
+
+Every write after the claim is conditional on the claim token: zero rows means another worker owns
+the failover now, and this one stops (`Lost`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from alerts.choices import EventType
+from alerts.events import record_event
+
+from . import metrics
+from .choices import ClusterState, FailoverStep, Role, ServerState
+from .commands import RoleCommand, probe, send_role
+from .heartbeat_state import PREFIX, HeartbeatState
+from .incidents import Incidents
+from .models import Cluster, Server
+
+log = logging.getLogger(__name__)
+
+
+class Lost(Exception):
+    """Another worker owns this failover now."""
+
+
+class Failed(Exception):
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.details = details or {}
+
+
+class Abandoned(Failed):
+    pass
+
+
+def claim_seconds() -> float:
+    return float(getattr(settings, "FAILOVER_CLAIM_S", 3.0))
+
+
+class Failover:
+    def __init__(self, cluster_id: int, state: HeartbeatState | None = None):
+        self.cluster_id = cluster_id
+        self.token = uuid.uuid4()
+        self.state = state or HeartbeatState()
+        self.started = time.monotonic()
+        self.evidence: dict = {}
+
+    # -- ownership --------------------------------------------------------------------------------
+    def claim(self) -> Cluster | None:
+        """One conditional UPDATE: a fresh request, or a claim whose owner let it expire (§4a.6)."""
+        now = timezone.now()
+        fresh = Q(failover_request__isnull=False) & ~Q(state=ClusterState.FAILING_OVER)
+        fresh &= Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)  # backoff after a failure
+        expired = Q(state=ClusterState.FAILING_OVER, claimed_until__lt=now)
+        claimed = (
+            Cluster.objects.filter(pk=self.cluster_id)
+            .filter(fresh | expired)
+            .update(
+                state=ClusterState.FAILING_OVER,
+                pending_epoch=F("epoch") + 1,
+                grant_fence_epoch=F("epoch") + 1,
+                claim_token=self.token,
+                candidacy_id=uuid.uuid4(),
+                step=Case(
+                    When(step=FailoverStep.PROMOTE, then=Value(FailoverStep.PROMOTE)),
+                    default=Value(FailoverStep.CLAIMED),
+                ),
+                claimed_until=now + timedelta(seconds=claim_seconds()),
+            )
+        )
+        if not claimed:
+            return None
+        cluster = self.load()
+        # Grants stop now: the fence is raised in Redis too, where every grant is recorded (§4a.3).
+        self.state.set_fence(cluster.pk, cluster.grant_fence_epoch, time.time())
+        log.info("failover of %s claimed by %s (step %s)", cluster.name, self.token, cluster.step)
+        return cluster
+
+    def load(self) -> Cluster:
+        return Cluster.objects.select_related("primary", "secondary").get(pk=self.cluster_id)
+
+    def mine(self):
+        return Cluster.objects.filter(pk=self.cluster_id, claim_token=self.token, state=ClusterState.FAILING_OVER)
+
+    def checkpoint(self, step: str) -> None:
+        """Stop here while the test pause key names this step; then renew the claim, or stop."""
+        while Cluster.objects.filter(pk=self.cluster_id, fault_pause=step).exists():
+            self.state.redis.set(f"{PREFIX}paused:{self.cluster_id}", f"{step}:{self.token}", ex=60)
+            time.sleep(0.05)
+        self.renew(step)
+
+    def renew(self, step: str) -> None:
+        """Extend the claim and record the step, or raise Lost when the claim is not ours any more."""
+        if not self.mine().update(step=step, claimed_until=timezone.now() + timedelta(seconds=claim_seconds())):
+            raise Lost(step)
+
+    # -- the pipeline -----------------------------------------------------------------------------
+    def run(self) -> str:
+        cluster = self.claim()
+        if cluster is None:
+            return "not claimed"
+        request = cluster.failover_request or {}
+        cause = request.get("cause", "missed_heartbeats")
+        try:
+            if request.get("seen_epoch") != cluster.epoch or request.get("server_id") != cluster.primary_id:
+                raise Abandoned("the request names an epoch or primary that is no longer current")
+            if cluster.step == FailoverStep.PROMOTE and self._already_promoted(cluster):
+                return self.commit(cluster, cause)
+            self.checkpoint(FailoverStep.WITNESS)
+            self.second_witness(cluster, cause)
+            self.checkpoint(FailoverStep.CANDIDACY)
+            secondary_last_grant = self.candidacy(cluster)
+            self.checkpoint(FailoverStep.WAIT)
+            self.wait(cluster, cause, secondary_last_grant)
+            self.checkpoint(FailoverStep.PROMOTE)
+            self.promote(cluster)
+            self.checkpoint(FailoverStep.COMMIT)
+            return self.commit(cluster, cause)
+        except Lost:
+            log.info("failover of %s: claim %s lost; another worker owns it", cluster.name, self.token)
+            return "lost"
+        except Abandoned as error:
+            self.release(cluster, cause, EventType.FAILOVER_ABANDONED, str(error), error.details, keep_request=False)
+            return "abandoned"
+        except Failed as error:
+            failed = EventType.SWITCHOVER_FAILED if cause == "switchover" else EventType.FAILOVER_FAILED
+            self.release(cluster, cause, failed, str(error), error.details, keep_request=cause != "switchover")
+            return "failed"
+
+    def second_witness(self, cluster: Cluster, cause: str) -> None:
+        """On missed heartbeats the secondary must also find the primary silent (§4a.7)."""
+        interval, threshold = cluster.heartbeat_interval, cluster.missed_heartbeats_threshold
+        answer = probe(cluster.secondary, cluster.epoch, timeout=min(1.0, interval))
+        if not answer.answered:
+            raise Failed(f"the secondary {cluster.secondary.name} does not answer: {answer.error}")
+        failing = failing_critical_services(answer.body)
+        if failing:
+            raise Failed(f"critical services fail on the secondary {cluster.secondary.name}: {', '.join(failing)}")
+        peer = answer.body.get("peer") or {}
+        self.evidence["secondary_peer"] = peer
+        if cause != "missed_heartbeats":
+            return
+        age = peer.get("last_answer_age_s")
+        needed = (threshold - 1) * interval
+        if age is not None and age < needed:
+            with transaction.atomic():
+                Incidents(self.state, cluster.primary_id).open(
+                    EventType.HEARTBEAT_LINK_DOWN,
+                    f"The control plane lost the primary {cluster.primary.name} of cluster {cluster.name}, but the "
+                    f"secondary still hears it ({age:.2f} s ago): no failover.",
+                    cluster=cluster,
+                    server=cluster.primary,
+                    details={"secondary_last_answer_age_s": age, "needed_s": needed},
+                )
+            raise Abandoned(
+                f"the secondary still hears the primary ({age:.2f} s ago, under {needed:g} s)",
+                {"secondary_last_answer_age_s": age},
+            )
+        self._abandon_if_primary_back(cluster, cause)
+
+    def candidacy(self, cluster: Cluster) -> float:
+        """The secondary stops granting and says when it last granted (§4a.8). Returns that moment."""
+        deadline = cluster.effective_lease_s + cluster.max_grant_delay + cluster.max_clock_skew + 4 * claim_seconds()
+        command = RoleCommand(
+            Role.CANDIDATE,
+            cluster.epoch,
+            peer=cluster.primary,
+            candidacy={"id": str(cluster.candidacy_id), "deadline_s": round(deadline, 3)},
+        )
+        answer = send_role(cluster, cluster.secondary, command)
+        if not answer.ok:
+            raise Failed(f"the secondary {cluster.secondary.name} refused candidacy: {answer.error or answer.body}")
+        age = answer.body.get("last_grant_sent_age_s")
+        self.evidence["secondary_last_grant_sent_age_s"] = age
+        return answer.received_wall - age if isinstance(age, (int, float)) else 0.0
+
+    def wait(self, cluster: Cluster, cause: str, secondary_last_grant: float) -> None:
+        """Until every lease the old primary may hold has ended (§4a.9)."""
+        if cause != "missed_heartbeats" and self._demote_old_primary(cluster):
+            self.evidence["wait"] = "ended by the old primary's acknowledged demotion"
+            return
+        margin = cluster.effective_lease_s + cluster.max_grant_delay + cluster.max_clock_skew
+        while True:
+            if not self.state.has_fence(cluster.pk):  # Redis lost it: reload, and count from now
+                self.state.load_fence(cluster.pk, cluster.grant_fence_epoch, time.time())
+            bound = max(self.state.grant_bound(cluster.pk), secondary_last_grant)
+            until = bound + margin
+            self.evidence.update(last_grant_at=bound, lease_deadline=until)
+            while time.time() < until:
+                time.sleep(min(0.1, max(0.0, until - time.time())))
+                self.renew(FailoverStep.WAIT)
+                if cause == "missed_heartbeats":
+                    self._abandon_if_primary_back(cluster, cause)
+            fence = self.state.redis.hget(f"{PREFIX}fence:{cluster.pk}", "epoch")
+            if fence is not None and int(fence) >= cluster.grant_fence_epoch and self.mine().exists():
+                return
+            if fence is None:
+                continue  # the fence vanished during the wait: wait again from its reload
+            raise Lost(FailoverStep.WAIT)
+
+    def promote(self, cluster: Cluster) -> None:
+        """`primary` at the pending epoch, naming the candidacy, with its first grant (§4a.10)."""
+        pending = cluster.pending_epoch
+        self.state.set_granting(cluster.pk, True)
+        sent_at = time.time()
+        recorded, reason = self.state.record_grant(cluster.pk, pending, sent_at)
+        grant = {"lease_s": cluster.effective_lease_s if recorded else 0.0, "sent_at": sent_at}
+        command = RoleCommand(
+            Role.PRIMARY, pending, peer=cluster.primary, candidacy={"id": str(cluster.candidacy_id)}, grant=grant
+        )
+        answer = send_role(cluster, cluster.secondary, command, attempts=5)
+        if not answer.ok:
+            raise Failed(f"the secondary {cluster.secondary.name} refused promotion: {answer.error or answer.body}")
+
+    def commit(self, cluster: Cluster, cause: str) -> str:
+        old_primary, new_primary = cluster.primary, cluster.secondary
+        switchover = cause == "switchover"
+        now = timezone.now()
+        with transaction.atomic():
+            committed = self.mine().update(
+                epoch=F("pending_epoch"),
+                primary=new_primary,
+                secondary=old_primary,
+                state=ClusterState.HEALTHY if switchover else ClusterState.DEGRADED,
+                pending_epoch=None,
+                claim_token=None,
+                candidacy_id=None,
+                step="",
+                claimed_until=None,
+                failover_request=None,
+                last_failover_at=now,
+            )
+            if not committed:
+                raise Lost(FailoverStep.COMMIT)
+            Server.objects.filter(pk=new_primary.pk).update(role=Role.PRIMARY)
+            if switchover:  # its demotion was acknowledged; a failed primary's role comes from its agent
+                Server.objects.filter(pk=old_primary.pk).update(role=Role.SECONDARY)
+            cluster.refresh_from_db()
+            duration = round(time.monotonic() - self.started, 3)
+            record_event(
+                EventType.SWITCHOVER_COMPLETED if switchover else EventType.FAILOVER_COMPLETED,
+                f"{new_primary.name} is now the primary of cluster {cluster.name} (epoch {cluster.epoch}); "
+                f"{'planned switchover' if switchover else 'failover after ' + cause.replace('_', ' ')}.",
+                cluster=cluster,
+                server=new_primary,
+                details={
+                    "cause": cause,
+                    "epoch": cluster.epoch,
+                    "old_primary": old_primary.name,
+                    "duration_s": duration,
+                    **self.evidence,
+                },
+            )
+        metrics.record_failover("completed", cause, duration)
+        if not switchover:
+            self._demote_old_primary(cluster, old=old_primary, new=new_primary, epoch=cluster.epoch)
+        return "completed"
+
+    # -- clean-up and helpers ---------------------------------------------------------------------
+    def release(self, cluster, cause, event_type, message, details, *, keep_request: bool) -> None:
+        """Abandon or fail before promotion: candidate back to secondary, fence back (§4a.11)."""
+        current = self.load()
+        if current.claim_token != self.token:
+            return
+        if current.step == FailoverStep.PROMOTE:
+            # Past the point of no return: leave the claim to expire; the next worker reconciles.
+            return
+        send_role(current, current.secondary, RoleCommand(Role.SECONDARY, current.epoch, peer=current.primary))
+        backoff = min(60.0, 2.0 * (1 + int((current.failover_request or {}).get("failures", 0))))
+        request = current.failover_request if keep_request else None
+        if request is not None:
+            request = {**request, "failures": int(request.get("failures", 0)) + 1}
+        with transaction.atomic():
+            if not self.mine().update(
+                state=ClusterState.DEGRADED,
+                grant_fence_epoch=F("epoch"),
+                pending_epoch=None,
+                claim_token=None,
+                candidacy_id=None,
+                step="",
+                claimed_until=timezone.now() + timedelta(seconds=backoff) if keep_request else None,
+                failover_request=request,
+            ):
+                return
+            record_event(
+                event_type,
+                f"{event_type.label} for cluster {cluster.name}: {message}.",
+                cluster=cluster,
+                server=cluster.secondary,
+                details={"cause": cause, **self.evidence, **details},
+            )
+        self.state.set_fence(cluster.pk, current.epoch, time.time())
+        metrics.record_failover(event_type.value.split("_")[-1], cause)
+
+    def _abandon_if_primary_back(self, cluster: Cluster, cause: str) -> None:
+        last = self.state.last_answers([cluster.primary_id]).get(cluster.primary_id, 0)
+        requested = (cluster.failover_request or {}).get("requested_at", 0)
+        if last > requested:
+            raise Abandoned("the primary answers heartbeats again", {"primary_last_answer_at": last})
+
+    def _already_promoted(self, cluster: Cluster) -> bool:
+        answer = probe(cluster.secondary, cluster.pending_epoch or cluster.epoch)
+        return answer.body.get("role") == Role.PRIMARY and answer.body.get("epoch") == cluster.pending_epoch
+
+    def _demote_old_primary(self, cluster: Cluster, *, old=None, new=None, epoch=None) -> bool:
+        old = old or cluster.primary
+        new = new or cluster.secondary
+        epoch = epoch or cluster.pending_epoch
+        answer = send_role(cluster, old, RoleCommand(Role.SECONDARY, epoch, peer=new), attempts=1, timeout=1.0)
+        return answer.ok
+
+
+def failing_critical_services(heartbeat_answer: dict) -> list[str]:
+    services = heartbeat_answer.get("services") or []
+    return [str(s.get("name")) for s in services if s.get("critical", True) and not s.get("ok")]
+
+
+def preflight_switchover(cluster: Cluster) -> list[str]:
+    """Why a planned switchover cannot start now (empty when it can)."""
+    reasons = []
+    if cluster.state == ClusterState.FAILING_OVER or cluster.failover_request is not None:
+        reasons.append("A failover or switchover is already in progress.")
+    if cluster.state == ClusterState.SYNCING or not cluster.active:
+        reasons.append("The cluster is not active yet: its initial sync has not completed.")
+    for label, server in (("primary", cluster.primary), ("secondary", cluster.secondary)):
+        if server.state != ServerState.UP:
+            reasons.append(f"The {label} {server.name} is {server.get_state_display().lower()}.")
+    if not reasons:
+        answer = probe(cluster.secondary, cluster.epoch)
+        if not answer.answered:
+            reasons.append(f"The secondary {cluster.secondary.name} does not answer: {answer.error}.")
+        else:
+            failing = failing_critical_services(answer.body)
+            if failing:
+                reasons.append(f"Critical services fail on the secondary: {', '.join(failing)}.")
+            if answer.body.get("role") != Role.SECONDARY or answer.body.get("epoch") != cluster.epoch:
+                reasons.append(
+                    f"The secondary's agent is {answer.body.get('role')} at epoch {answer.body.get('epoch')}, "
+                    f"not secondary at epoch {cluster.epoch}."
+                )
+    return reasons
+
+
+def request_switchover(cluster: Cluster) -> bool:
+    request = {
+        "cause": "switchover",
+        "server_id": cluster.primary_id,
+        "seen_epoch": cluster.epoch,
+        "requested_at": time.time(),
+    }
+    return bool(
+        Cluster.objects.filter(pk=cluster.pk, epoch=cluster.epoch, failover_request__isnull=True)
+        .exclude(state=ClusterState.FAILING_OVER)
+        .update(failover_request=request, claimed_until=None)
+    )

@@ -1,0 +1,300 @@
+"""What one heartbeat slot means (DESIGN §4a rules 3–5, §5, §7): counters in Redis, and on a
+transition a database write with its event in one transaction.
+
+- A miss is a slot in which neither of the server's URLs answered. N consecutive misses spanning at
+  least (N−1) × interval fail the server; R consecutive answers recover it.
+- A primary failed by misses, by a critical service failing N checks in a row, or by a skewed clock
+  gets a failover request (write-ahead, on the cluster row) and the failover task is queued.
+- Component (non-critical) failures are events only; so is everything in a cluster in maintenance.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from alerts.choices import EventType
+
+from .choices import ClusterState, Role, ServerState
+from .heartbeat_state import PREFIX, HeartbeatState, link_key, server_key
+from .incidents import Incidents
+from .models import Cluster, Server
+from .probe import ServerProbe, SlotProbe
+
+SKEW_READINGS = 3  # readings in a row before skew is declared, or declared over
+SKEWED_SET = f"{PREFIX}skewed"
+
+
+def skewed_servers(state: HeartbeatState) -> set[int]:
+    return {int(member) for member in state.redis.smembers(SKEWED_SET)}
+
+
+class SlotEvaluator:
+    def __init__(self, state: HeartbeatState, cluster: Cluster, probe: SlotProbe):
+        self.state = state
+        self.cluster = cluster
+        self.probe = probe
+        self.view = probe.cluster
+        self.failover_causes: list[tuple[str, dict]] = []
+
+    def run(self) -> None:
+        view = self.view
+        primary = self.state.count_slot(
+            view.primary.id, self.probe.slot, self.probe.slot_time, self.probe.primary.answered
+        )
+        secondary = self.state.count_slot(
+            view.secondary.id, self.probe.slot, self.probe.slot_time, self.probe.secondary.answered
+        )
+        if not primary.counted:
+            return  # a stale probe: this slot, or a later one, was counted already
+        self._server(self.cluster.primary, self.probe.primary, primary, is_primary=True)
+        self._server(self.cluster.secondary, self.probe.secondary, secondary, is_primary=False)
+        self._link()
+        self._cluster_state()
+        for cause, evidence in self.failover_causes[:1]:
+            request_failover(self.cluster, cause, self.cluster.primary, evidence)
+
+    # -- servers ---------------------------------------------------------------------------------
+    def _server(self, server: Server, probe: ServerProbe, count, *, is_primary: bool) -> None:
+        incidents = Incidents(self.state, server.pk)
+        view = self.view
+        if probe.answered:
+            answer = probe.answer
+            body = answer.body
+            self._mirror_role(server, body)
+            self._checks(server, body, incidents, is_primary)
+            self._skew(server, answer, incidents, is_primary)
+            if server.state != ServerState.UP and count.answers >= view.recovery_threshold:
+                self._mark_up(server, incidents, count.answers)
+            if not is_primary and self._needs_secondary_config(body):
+                from .tasks import reconcile_secondary
+
+                if self.state.redis.set(f"{PREFIX}reconcile:{self.cluster.pk}", 1, nx=True, ex=5):
+                    reconcile_secondary.delay(self.cluster.pk)
+            return
+        span = self.probe.slot_time - (count.first_miss_at or self.probe.slot_time)
+        if count.misses >= view.threshold and span >= (view.threshold - 1) * view.interval - 1e-6:
+            evidence = {
+                "missed_slots": count.misses,
+                "first_missed_slot_at": count.first_miss_at,
+                "last_answer_at": self.state.last_answers([server.pk]).get(server.pk),
+                "heartbeat_error": probe.via_heartbeat.error,
+                "intranet_error": probe.via_intranet.error if probe.via_intranet else "",
+                "grant": self.probe.grant,
+                "rule": f"{view.threshold} consecutive missed heartbeats spanning ≥ "
+                f"{(view.threshold - 1) * view.interval:g} s",
+            }
+            if server.state != ServerState.DOWN:
+                self._mark_down(server, incidents, evidence)
+            if is_primary:
+                self.failover_causes.append(("missed_heartbeats", evidence))
+
+    def _mark_up(self, server: Server, incidents: Incidents, answers: int) -> None:
+        with transaction.atomic():
+            changed = (
+                Server.objects.filter(pk=server.pk)
+                .exclude(state=ServerState.UP)
+                .update(state=ServerState.UP, last_heartbeat_at=timezone.now())
+            )
+            if changed:
+                incidents.close(
+                    EventType.SERVER_FAILED,
+                    f"Appliance {server.name} of cluster {self.cluster.name} is reachable again.",
+                    cluster=self.cluster,
+                    server=server,
+                    details={"consecutive_answers": answers},
+                )
+        server.state = ServerState.UP
+
+    def _mark_down(self, server: Server, incidents: Incidents, evidence: dict) -> None:
+        with transaction.atomic():
+            changed = Server.objects.filter(pk=server.pk).exclude(state=ServerState.DOWN).update(state=ServerState.DOWN)
+            if changed:
+                incidents.open(
+                    EventType.SERVER_FAILED,
+                    f"Appliance {server.name} of cluster {self.cluster.name} missed "
+                    f"{evidence['missed_slots']} heartbeats in a row.",
+                    cluster=self.cluster,
+                    server=server,
+                    details=evidence,
+                )
+        server.state = ServerState.DOWN
+
+    def _mirror_role(self, server: Server, body: dict) -> None:
+        role = body.get("role")
+        if role in Role.values and role != server.role:
+            Server.objects.filter(pk=server.pk).update(role=role)
+            server.role = role
+
+    def _needs_secondary_config(self, body: dict) -> bool:
+        """A returning old primary, or a wiped appliance: not secondary at the cluster's epoch."""
+        if self.cluster.state == ClusterState.FAILING_OVER or self.cluster.failover_request is not None:
+            return False
+        return body.get("role") not in (Role.SECONDARY, Role.CANDIDATE) or body.get("epoch") != self.view.epoch
+
+    def _checks(self, server: Server, body: dict, incidents: Incidents, is_primary: bool) -> None:
+        threshold = self.view.threshold
+        for service in body.get("services") or []:
+            name = str(service.get("name", "?"))
+            if not service.get("critical", True):
+                continue
+            failures = int(service.get("consecutive_failures") or 0)
+            if not service.get("ok") and failures >= threshold:
+                evidence = {"service": name, "consecutive_failures": failures, "rule": f"{threshold} failed checks"}
+                with transaction.atomic():
+                    incidents.open(
+                        EventType.CRITICAL_SERVICE_FAILED,
+                        f"Critical service {name} failed on {server.name} ({failures} checks in a row).",
+                        cluster=self.cluster,
+                        server=server,
+                        details=evidence,
+                        name=name,
+                    )
+                if is_primary:
+                    self.failover_causes.append(("critical_service", evidence))
+            elif service.get("ok") and incidents.is_open(EventType.CRITICAL_SERVICE_FAILED, name):
+                with transaction.atomic():
+                    incidents.close(
+                        EventType.CRITICAL_SERVICE_FAILED,
+                        f"Critical service {name} on {server.name} passes again.",
+                        cluster=self.cluster,
+                        server=server,
+                        details={"service": name},
+                        name=name,
+                    )
+        for component in body.get("components") or []:
+            name = str(component.get("name", "?"))
+            with transaction.atomic():
+                if not component.get("ok"):
+                    incidents.open(
+                        EventType.COMPONENT_FAILED,
+                        f"Component {name} failed on {server.name}; no failover for a component.",
+                        cluster=self.cluster,
+                        server=server,
+                        details={"component": name},
+                        name=name,
+                    )
+                elif incidents.is_open(EventType.COMPONENT_FAILED, name):
+                    incidents.close(
+                        EventType.COMPONENT_FAILED,
+                        f"Component {name} on {server.name} works again.",
+                        cluster=self.cluster,
+                        server=server,
+                        details={"component": name},
+                        name=name,
+                    )
+
+    def _skew(self, server: Server, answer, incidents: Incidents, is_primary: bool) -> None:
+        agent_now = answer.body.get("now")
+        if not isinstance(agent_now, (int, float)):
+            return
+        offset = agent_now - (answer.sent_wall + answer.received_wall) / 2
+        uncertainty = answer.rtt / 2
+        limit = self.view.max_clock_skew / 2
+        bad = abs(offset) - uncertainty > limit
+        key = server_key(server.pk)
+        streak = self.state.bump(key, "skew_bad" if bad else "skew_good", reset="skew_good" if bad else "skew_bad")
+        evidence = {"offset_s": round(offset, 4), "uncertainty_s": round(uncertainty, 4), "limit_s": limit}
+        if bad and streak >= SKEW_READINGS:
+            self.state.redis.sadd(SKEWED_SET, server.pk)
+            with transaction.atomic():
+                incidents.open(
+                    EventType.CLOCK_SKEW_DETECTED,
+                    f"The clock of {server.name} is {offset:+.3f} s off; grants to it stopped.",
+                    cluster=self.cluster,
+                    server=server,
+                    details={**evidence, "readings": streak},
+                )
+            if is_primary:
+                self.failover_causes.append(("clock_skew", evidence))
+        elif not bad and streak >= SKEW_READINGS and self.state.redis.srem(SKEWED_SET, server.pk):
+            with transaction.atomic():
+                incidents.close(
+                    EventType.CLOCK_SKEW_DETECTED,
+                    f"The clock of {server.name} is back within {limit:g} s.",
+                    cluster=self.cluster,
+                    server=server,
+                    details=evidence,
+                )
+
+    # -- the heartbeat link and the cluster -------------------------------------------------------
+    def _link(self) -> None:
+        """A link that one side alone cannot cross: heartbeat_link_down, never a failover (§4.4)."""
+        primary, secondary = self.probe.primary, self.probe.secondary
+        if not primary.answered:
+            return  # a down primary is not a link fault
+        peer = (secondary.answer.body.get("peer") or {}) if secondary.answered else {}
+        cut_by_control_plane = primary.heartbeat_link_failed
+        cut_for_secondary = secondary.answered and peer.get("ok") is False
+        bad = cut_by_control_plane or cut_for_secondary
+        key = link_key(self.cluster.pk)
+        streak = self.state.bump(key, "bad" if bad else "good", reset="good" if bad else "bad")
+        server = self.cluster.primary
+        incidents = Incidents(self.state, server.pk)
+        evidence = {
+            "control_plane_heartbeat_url": "failed" if cut_by_control_plane else "answered",
+            "secondary_sees_primary": peer.get("ok"),
+            "secondary_last_answer_age_s": peer.get("last_answer_age_s"),
+            "readings": streak,
+        }
+        if bad and streak >= self.view.threshold:
+            with transaction.atomic():
+                incidents.open(
+                    EventType.HEARTBEAT_LINK_DOWN,
+                    f"The heartbeat link of cluster {self.cluster.name} is down; the primary answers on its "
+                    "intranet address, so no failover.",
+                    cluster=self.cluster,
+                    server=server,
+                    details=evidence,
+                )
+        elif not bad and streak >= self.view.recovery_threshold and incidents.is_open(EventType.HEARTBEAT_LINK_DOWN):
+            with transaction.atomic():
+                incidents.close(
+                    EventType.HEARTBEAT_LINK_DOWN,
+                    f"The heartbeat link of cluster {self.cluster.name} works again.",
+                    cluster=self.cluster,
+                    server=server,
+                    details=evidence,
+                )
+
+    def _cluster_state(self) -> None:
+        cluster = self.cluster
+        if cluster.state not in (ClusterState.HEALTHY, ClusterState.DEGRADED):
+            return
+        both_up = cluster.primary.state == ServerState.UP and cluster.secondary.state == ServerState.UP
+        link_open = Incidents(self.state, cluster.primary.pk).is_open(EventType.HEARTBEAT_LINK_DOWN)
+        wanted = ClusterState.HEALTHY if both_up and not link_open else ClusterState.DEGRADED
+        if wanted != cluster.state:
+            Cluster.objects.filter(pk=cluster.pk, state__in=[ClusterState.HEALTHY, ClusterState.DEGRADED]).update(
+                state=wanted
+            )
+            cluster.state = wanted
+
+
+def request_failover(cluster: Cluster, cause: str, server: Server, evidence: dict) -> bool:
+    """Write the failover request on the cluster row and queue the failover task (§4a rule 5).
+
+    Only for the primary seen at the epoch seen; re-queued on every later miss while it stands.
+    A cluster that is syncing, inactive or in maintenance never fails over automatically.
+    """
+    from .tasks import run_failover
+
+    if cluster.maintenance or not cluster.active or cluster.state == ClusterState.SYNCING:
+        return False
+    request = {
+        "cause": cause,
+        "server_id": server.pk,
+        "seen_epoch": cluster.epoch,
+        "requested_at": time.time(),
+        "evidence": evidence,
+    }
+    written = Cluster.objects.filter(
+        Q(failover_request__isnull=True), pk=cluster.pk, epoch=cluster.epoch, primary_id=server.pk, maintenance=False
+    ).update(failover_request=request)
+    if written or cluster.failover_request is not None:
+        run_failover.apply_async((cluster.pk,), expires=30)
+        return True
+    return False

@@ -1,0 +1,86 @@
+"""Failures and their recoveries, in pairs (DESIGN §7).
+
+A failure is *open* from its event until its recovery's event. Which failures are open lives in
+Redis beside the heartbeat counters; after a Redis restart it is rebuilt once from the events.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from alerts.choices import FAILURE_OF, RECOVERY_OF, EventType
+from alerts.events import record_event
+from alerts.models import Event
+
+from .heartbeat_state import PREFIX, HeartbeatState
+
+LOADED = "_loaded"
+
+
+def incident_key(event_type: str, name: str = "") -> str:
+    failure = FAILURE_OF.get(EventType(event_type), event_type)
+    return f"{failure}:{name}" if name else str(failure)
+
+
+class Incidents:
+    def __init__(self, state: HeartbeatState, server_id: int):
+        self.redis = state.redis
+        self.server_id = server_id
+        self.key = f"{PREFIX}open:{server_id}"
+
+    def _ensure_loaded(self) -> None:
+        if self.redis.hexists(self.key, LOADED):
+            return
+        open_events: dict[str, int] = {}
+        types = [*RECOVERY_OF, *RECOVERY_OF.values()]
+        for event in (
+            Event.objects.filter(server_id=self.server_id, type__in=types).order_by("id").only("id", "type", "details")
+        ):
+            key = incident_key(event.type, (event.details or {}).get("name", ""))
+            if event.type in RECOVERY_OF:
+                open_events[key] = event.pk
+            else:
+                open_events.pop(key, None)
+        self.redis.hset(self.key, mapping={LOADED: 1, **open_events})
+
+    def is_open(self, failure: EventType, name: str = "") -> bool:
+        self._ensure_loaded()
+        return self.redis.hexists(self.key, incident_key(failure, name))
+
+    def open(self, failure: EventType, message: str, *, cluster, server, details: dict, name: str = "") -> Event | None:
+        """Record the failure unless it is already open. Call inside the transaction of the change."""
+        self._ensure_loaded()
+        key = incident_key(failure, name)
+        if self.redis.hexists(self.key, key):
+            return None
+        event = record_event(
+            failure, message, cluster=cluster, server=server, details={**details, **({"name": name} if name else {})}
+        )
+        transaction.on_commit(lambda: self.redis.hset(self.key, key, event.pk))
+        return event
+
+    def close(
+        self, failure: EventType, message: str, *, cluster, server, details: dict, name: str = ""
+    ) -> Event | None:
+        """Record the recovery of an open failure; nothing when it was not open."""
+        self._ensure_loaded()
+        key = incident_key(failure, name)
+        failure_id = self.redis.hget(self.key, key)
+        if failure_id is None:
+            return None
+        failure_event = Event.objects.filter(pk=int(failure_id)).first()
+        event = record_event(
+            RECOVERY_OF[failure],
+            message,
+            cluster=cluster,
+            server=server,
+            details={**details, **({"name": name} if name else {})},
+            recovers=failure_event,
+        )
+        transaction.on_commit(lambda: self.redis.hdel(self.key, key))
+        return event
+
+    def open_names(self, failure: EventType) -> list[str]:
+        self._ensure_loaded()
+        prefix = f"{failure}:"
+        return [k.decode()[len(prefix) :] for k in self.redis.hkeys(self.key) if k.decode().startswith(prefix)]

@@ -1,0 +1,150 @@
+"""One heartbeat slot of many clusters, probed concurrently (DESIGN §5, §4a rules 1, 2 and 4).
+
+The primary is sent a grant recorded beforehand; when its heartbeat URL does not answer, its
+intranet URL is tried at once with the same grant. The secondary is probed (lease 0) and reports
+what it sees of the primary over the heartbeat link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from .agent_client import AgentAnswer, AgentClient
+from .heartbeat_state import HeartbeatState
+
+
+@dataclass(frozen=True)
+class ServerView:
+    id: int
+    name: str
+    heartbeat_url: str
+    intranet_url: str
+    token: str
+    state: str
+    role: str
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What a probe needs of a cluster, read from the database before any I/O."""
+
+    id: int
+    name: str
+    epoch: int
+    grant_fence_epoch: int
+    interval: float
+    lease_s: float
+    threshold: int
+    recovery_threshold: int
+    max_clock_skew: float
+    max_grant_delay: float
+    state: str
+    maintenance: bool
+    active: bool
+    has_request: bool
+    primary: ServerView
+    secondary: ServerView
+
+    @classmethod
+    def of(cls, cluster) -> ClusterView:
+        return cls(
+            id=cluster.pk,
+            name=cluster.name,
+            epoch=cluster.epoch,
+            grant_fence_epoch=cluster.grant_fence_epoch,
+            interval=cluster.heartbeat_interval,
+            lease_s=cluster.effective_lease_s,
+            threshold=cluster.missed_heartbeats_threshold,
+            recovery_threshold=cluster.recovery_threshold,
+            max_clock_skew=cluster.max_clock_skew,
+            max_grant_delay=cluster.max_grant_delay,
+            state=cluster.state,
+            maintenance=cluster.maintenance,
+            active=cluster.active,
+            has_request=cluster.failover_request is not None,
+            primary=_server_view(cluster.primary),
+            secondary=_server_view(cluster.secondary),
+        )
+
+
+def _server_view(server) -> ServerView:
+    return ServerView(
+        server.pk, server.name, server.heartbeat_url, server.intranet_url, server.agent_token, server.state, server.role
+    )
+
+
+@dataclass
+class ServerProbe:
+    via_heartbeat: AgentAnswer
+    via_intranet: AgentAnswer | None = None
+
+    @property
+    def answer(self) -> AgentAnswer | None:
+        """The answer that counts: the heartbeat URL's, else the intranet URL's."""
+        if self.via_heartbeat.answered:
+            return self.via_heartbeat
+        if self.via_intranet is not None and self.via_intranet.answered:
+            return self.via_intranet
+        return None
+
+    @property
+    def answered(self) -> bool:
+        return self.answer is not None
+
+    @property
+    def heartbeat_link_failed(self) -> bool:
+        return not self.via_heartbeat.answered and self.answered
+
+
+@dataclass
+class SlotProbe:
+    cluster: ClusterView
+    slot: int
+    slot_time: float
+    primary: ServerProbe
+    secondary: ServerProbe
+    grant: dict = field(default_factory=dict)
+
+
+def probe_timeout(interval: float) -> float:
+    """Under the interval, so that a slot's result is in before the next slot's probe."""
+    return max(0.1, min(interval * 0.45, 1.5))
+
+
+async def _probe_server(client: AgentClient, server: ServerView, body: dict, timeout: float) -> ServerProbe:
+    first = await client.call("POST", server.heartbeat_url, "/v1/heartbeat", server.token, body, timeout)
+    if first.answered:
+        return ServerProbe(first)
+    second = await client.call("POST", server.intranet_url, "/v1/heartbeat", server.token, body, timeout)
+    return ServerProbe(first, second)
+
+
+async def probe_slot(
+    client: AgentClient, state: HeartbeatState, cluster: ClusterView, slot: int, slot_time: float, skewed: set[int]
+) -> SlotProbe:
+    timeout = probe_timeout(cluster.interval)
+    sent_at = time.time()
+    lease, reason = 0.0, "fenced in the database"
+    if cluster.epoch >= cluster.grant_fence_epoch and cluster.primary.id not in skewed:
+        recorded, detail = state.record_grant(cluster.id, cluster.epoch, sent_at)
+        lease, reason = (cluster.lease_s, "") if recorded else (0.0, detail)
+        previous = detail
+    elif cluster.primary.id in skewed:
+        reason = "the primary's clock is skewed"
+    grant = {"epoch": cluster.epoch, "lease_s": lease, "sent_at": sent_at}
+    probe_body = {"epoch": cluster.epoch, "lease_s": 0, "sent_at": sent_at}
+    primary, secondary = await asyncio.gather(
+        _probe_server(client, cluster.primary, grant, timeout),
+        _probe_server(client, cluster.secondary, probe_body, timeout),
+    )
+    if lease > 0:
+        refused = primary.via_heartbeat.refused and (primary.via_intranet is None or primary.via_intranet.refused)
+        if refused:
+            state.undo_grant(cluster.id, sent_at, previous)
+        # A granter stops at its first slot without an answer and resumes when the primary answers.
+        state.set_granting(cluster.id, primary.answered)
+    elif reason.startswith("stopped") and primary.answered:
+        state.set_granting(cluster.id, True)
+    return SlotProbe(cluster, slot, slot_time, primary, secondary, {**grant, "refused_reason": reason})

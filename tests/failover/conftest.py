@@ -1,0 +1,117 @@
+"""A real control plane for failover tests: heartbeat, failover and default Celery workers and
+beat, started once per session against the test database and the test Redis; real agents per test.
+
+Timing for tests: interval 1 s, threshold 3, lease 2 s, grant delay 0.5 s, skew 0.2 s — a 2×
+margin over the scheduling lag of a loaded 2-core machine (a grant refused for lateness would
+make a healthy primary stop serving and the test flaky).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from cluster.hardware import EXAMPLE
+from cluster.models import Cluster, Server
+from tests.support.agents import AgentFactory, wait_until
+from tests.support.processes import celery_beat, celery_worker
+from tests.support.serving import PrimaryPoller, assert_no_overlap
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "control-plane"
+TIMING = dict(
+    heartbeat_interval=1.0, missed_heartbeats_threshold=3, lease_s=2.0, max_grant_delay=0.5, max_clock_skew=0.2
+)
+
+
+@pytest.fixture(scope="session")
+def control_plane(django_db_setup, django_db_blocker):
+    """Workers and beat for the whole session (they survive each test's table flush)."""
+    from dms_admin.redis import redis_client
+
+    redis_client().flushdb()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with django_db_blocker.unblock():
+        connection.ensure_connection()
+        processes = {
+            "heartbeat": celery_worker(ARTIFACTS, "heartbeat", "heartbeat", concurrency=2),
+            "failover": celery_worker(ARTIFACTS, "failover", "failover", concurrency=2),
+            "default": celery_worker(ARTIFACTS, "default", "default", concurrency=1),
+        }
+        processes["beat"] = celery_beat(ARTIFACTS)
+    yield processes
+    for process in processes.values():
+        process.stop()
+
+
+@pytest.fixture
+def agents(tmp_path):
+    factory = AgentFactory(tmp_path)
+    yield factory
+    factory.close()
+
+
+class ClusterUnderTest:
+    """Two real agents, the rows that name them, and the checks every scenario ends with."""
+
+    def __init__(self, cluster: Cluster, primary_agent, secondary_agent):
+        self.cluster = cluster
+        self.agents = {primary_agent.name: primary_agent, secondary_agent.name: secondary_agent}
+        self.primary_agent = primary_agent
+        self.secondary_agent = secondary_agent
+        self.poller = PrimaryPoller([primary_agent.heartbeat_url, secondary_agent.heartbeat_url]).start()
+
+    def refresh(self) -> Cluster:
+        self.cluster.refresh_from_db()
+        return self.cluster
+
+    def wait_state(self, predicate, timeout: float, message: str) -> Cluster:
+        wait_until(lambda: predicate(self.refresh()), timeout, interval=0.1, message=message)
+        return self.cluster
+
+    def agent_for(self, server: Server):
+        return self.agents[server.name]
+
+    def assert_never_two_primaries(self) -> None:
+        self.poller.stop()
+        assert_no_overlap(*(agent.serving_intervals() for agent in self.agents.values()))
+        self.poller.check_no_overlap()
+
+
+@pytest.fixture
+def make_cluster(control_plane, transactional_db, agents):
+    made = []
+
+    def make(
+        name: str = "dmm-cluster", checks_primary=None, clock_offset_primary=0.0, clock_offset_secondary=0.0, **timing
+    ) -> ClusterUnderTest:
+        primary_agent = agents(f"{name}-a", checks=checks_primary or [], clock_offset=clock_offset_primary)
+        secondary_agent = agents(f"{name}-b", clock_offset=clock_offset_secondary)
+        primary = _server(primary_agent, "DMM-SVR-C210-K9")
+        secondary = _server(secondary_agent, "DMM-FA-C210-K9")
+        cluster = Cluster.objects.create(
+            name=name, application="dmm", primary=primary, secondary=secondary, **{**TIMING, **timing}
+        )
+        under_test = ClusterUnderTest(cluster, primary_agent, secondary_agent)
+        made.append(under_test)
+        under_test.wait_state(lambda c: c.state == "healthy", 30, "the cluster to be configured")
+        primary_agent.wait_primary_status(200, timeout=15)
+        return under_test
+
+    yield make
+    for under_test in made:
+        under_test.poller.stop()
+
+
+def _server(agent, part_number: str) -> Server:
+    return Server.objects.create(
+        name=agent.name,
+        application="dmm",
+        part_number=part_number,
+        hardware=copy.deepcopy(EXAMPLE),
+        heartbeat_url=agent.heartbeat_url,
+        intranet_url=agent.intranet_url,
+        agent_token=agent.token,
+    )
