@@ -96,7 +96,7 @@ class AgentClient:
         except aiohttp.ClientConnectorError as error:
             refused = isinstance(error.os_error, ConnectionRefusedError)
             return AgentAnswer(0, {}, f"cannot connect: {error.os_error}", refused, sent, time.time())
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             return AgentAnswer(0, {}, f"no answer within {timeout:g} s", False, sent, time.time())
         except (aiohttp.ClientError, InsecureAgentURL, OSError) as error:
             return AgentAnswer(0, {}, str(error) or error.__class__.__name__, False, sent, time.time())

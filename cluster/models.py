@@ -142,6 +142,14 @@ class Cluster(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        creating = self._state.adding
+        super().save(*args, **kwargs)
+        if creating:
+            from .lifecycle import cluster_created
+
+            cluster_created(self)
+
     @property
     def effective_lease_s(self) -> float:
         return self.lease_s if self.lease_s is not None else 2 * self.heartbeat_interval
@@ -168,14 +176,6 @@ class Cluster(models.Model):
                     errors.setdefault(field, []).extend(messages)
         if errors:
             raise ValidationError(errors)
-
-    def save(self, *args, **kwargs):
-        creating = self._state.adding
-        super().save(*args, **kwargs)
-        if creating:
-            from .lifecycle import cluster_created
-
-            cluster_created(self)
 
     def delete(self, *args, **kwargs):
         from .rules import removal_errors
