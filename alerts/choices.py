@@ -66,3 +66,74 @@ SEVERITY_OF = {
     EventType.LICENSES_COPIED: Severity.INFO,
     **{recovery: Severity.INFO for recovery in RECOVERY_OF.values()},
 }
+
+
+class Channel(models.TextChoices):
+    SNMP = "snmp", "SNMP"
+    EMAIL = "email", "Email"
+
+
+class SnmpVersion(models.TextChoices):
+    V2C = "v2c", "SNMPv2c"
+    V3 = "v3", "SNMPv3"
+
+
+class SnmpMode(models.TextChoices):
+    TRAP = "trap", "Trap (fire and forget)"
+    INFORM = "inform", "Inform (acknowledged, retried)"
+
+
+# The names SnmpTransport knows (alerts/transports/snmp.py AUTH_PROTOCOLS / PRIV_PROTOCOLS).
+class AuthProtocol(models.TextChoices):
+    NONE = "none", "None"
+    MD5 = "md5", "MD5"
+    SHA = "sha", "SHA-1"
+    SHA224 = "sha224", "SHA-224"
+    SHA256 = "sha256", "SHA-256"
+    SHA384 = "sha384", "SHA-384"
+    SHA512 = "sha512", "SHA-512"
+
+
+class PrivProtocol(models.TextChoices):
+    NONE = "none", "None"
+    DES = "des", "DES"
+    AES128 = "aes128", "AES-128"
+    AES192 = "aes192", "AES-192"
+    AES256 = "aes256", "AES-256"
+
+
+class DeliveryStatus(models.TextChoices):
+    """Where one notification of one event to one rule stands (the outbox row)."""
+
+    PENDING = "pending", "Pending"  # waiting for its (next) attempt at next_attempt_at
+    SENDING = "sending", "Sending"  # claimed by a worker until claimed_until
+    SENT = "sent", "Sent"  # handed to the network, no receipt possible (SNMP trap)
+    DELIVERED = "delivered", "Delivered"  # acknowledged by the receiver (inform, SMTP)
+    FAILED = "failed", "Failed"  # a permanent error: retrying cannot help
+    EXPIRED = "expired", "Expired"  # still failing when it expired
+
+    @classmethod
+    def open(cls) -> list[str]:
+        return [cls.PENDING, cls.SENDING]
+
+
+class AttemptOutcome(models.TextChoices):
+    SENT = "sent", "Sent"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"  # a transient error: retried
+    REFUSED = "refused", "Refused"  # a permanent error
+    INTERRUPTED = "interrupted", "Interrupted"  # the worker died mid-attempt (found by the sweeper)
+
+
+# Colours the pages show severities and delivery statuses in (always next to the word).
+COLOURS = {
+    "info": "blue",
+    "warning": "amber",
+    "critical": "red",
+    "pending": "grey",
+    "sending": "blue",
+    "sent": "green",
+    "delivered": "green",
+    "failed": "red",
+    "expired": "amber",
+}

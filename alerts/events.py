@@ -1,9 +1,15 @@
 """Recording events. An event is the outbox: it is written in the transaction that changes state,
-and whatever is sent about it is sent from the stored row afterwards (DESIGN §4.5)."""
+together with the deliveries it needs, and whatever is sent about it is sent from those stored rows
+after the commit (DESIGN §4.5)."""
 
+from __future__ import annotations
+
+from functools import partial
 from typing import Any
 
-from .choices import SEVERITY_OF, EventType
+from django.db import transaction
+
+from .choices import FAILURE_OF, SEVERITY_OF, EventType
 from .models import Event
 
 
@@ -16,16 +22,37 @@ def record_event(
     details: dict | None = None,
     recovers: Event | None = None,
 ) -> Event:
-    """Store one event. Call it inside the transaction whose change the event reports.
+    """Store one event and its deliveries. Call it inside the transaction whose change it reports.
 
-    `recovers` is the failure event that a recovery closes (DESIGN §7 pairs them).
+    `recovers` is the failure event a recovery closes (`server_recovered` closes a `server_failed`):
+    the recovery is then notified to exactly the rules that were notified of that failure
+    (DESIGN §7). Left out for a recovery, the newest unrecovered failure of the same pair, cluster
+    and server is taken. Delivery tasks are queued only once the transaction commits.
     """
+    from .delivery import create_deliveries, enqueue
+
     event_type = EventType(event_type)
-    return Event.objects.create(
-        type=event_type,
-        severity=SEVERITY_OF[event_type],
-        cluster=cluster,
-        server=server,
-        message=message[:500],
-        details={**(details or {}), **({"recovers_event": recovers.pk} if recovers else {})},
-    )
+    if recovers is not None and FAILURE_OF.get(event_type) != recovers.type:
+        raise ValueError(f"a {event_type.value} event cannot recover a {recovers.type} event")
+    with transaction.atomic():
+        if recovers is None and event_type in FAILURE_OF:
+            recovers = (
+                Event.objects.filter(
+                    type=FAILURE_OF[event_type], cluster=cluster, server=server, recovered_by__isnull=True
+                )
+                .order_by("-id")
+                .first()
+            )
+        event = Event.objects.create(
+            type=event_type,
+            severity=SEVERITY_OF[event_type],
+            cluster=cluster,
+            server=server,
+            message=message[:500],
+            details=details or {},
+            recovers=recovers,
+        )
+        for delivery in create_deliveries(event):
+            # robust: a broker outage must not undo or break the caller; the sweeper sends it later.
+            transaction.on_commit(partial(enqueue, delivery.pk), robust=True)
+    return event

@@ -3,8 +3,8 @@
 import django_filters
 from django.db.models import Q
 
-from .choices import EventType, Severity
-from .models import Event
+from .choices import DeliveryStatus, EventType, Severity
+from .models import Delivery, Event, NotificationRule
 
 
 class EventFilterSet(django_filters.FilterSet):
@@ -26,3 +26,19 @@ class EventFilterSet(django_filters.FilterSet):
 
     def filter_text(self, queryset, name, value):
         return queryset.filter(Q(message__icontains=value[:200]))
+
+
+class NotificationRuleFilterSet(django_filters.FilterSet):
+    class Meta:
+        model = NotificationRule
+        fields = ["channel", "enabled"]
+
+
+class DeliveryFilterSet(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)
+    rule = django_filters.NumberFilter(field_name="rule_id")
+    event = django_filters.NumberFilter(field_name="event_id")
+
+    class Meta:
+        model = Delivery
+        fields = ["status", "rule", "event"]

@@ -5,9 +5,11 @@ from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
-from ..filtersets import EventFilterSet
-from ..models import Event
-from .serializers import EventSerializer
+from ..delivery import send_test
+from ..filtersets import DeliveryFilterSet, EventFilterSet, NotificationRuleFilterSet
+from ..models import Delivery, Event, NotificationRule
+from ..transports.base import TransportError
+from .serializers import DeliverySerializer, EventSerializer, NotificationRuleSerializer, TestResultSerializer
 
 
 class EventCursorPagination(CursorPagination):
@@ -36,3 +38,34 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             )
             event.refresh_from_db()
         return Response(self.get_serializer(event).data)
+
+
+class NotificationRuleViewSet(viewsets.ModelViewSet):
+    queryset = NotificationRule.objects.prefetch_related("clusters")
+    serializer_class = NotificationRuleSerializer
+    filterset_class = NotificationRuleFilterSet
+    operator_actions = {"test"}
+
+    @extend_schema(request=None, responses={200: TestResultSerializer, 502: TestResultSerializer})
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        """Send a test notification now (short timeout): 200 with the outcome, 502 with the error."""
+        rule = self.get_object()
+        try:
+            outcome = send_test(rule)
+        except TransportError as exc:
+            return Response({"ok": False, "outcome": None, "error": exc.message}, status=502)
+        return Response({"ok": True, "outcome": outcome, "error": None})
+
+
+class DeliveryCursorPagination(EventCursorPagination):
+    pass
+
+
+class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The notification delivery log: one row per event and rule, with its status and last error."""
+
+    queryset = Delivery.objects.select_related("rule", "event")
+    serializer_class = DeliverySerializer
+    filterset_class = DeliveryFilterSet
+    pagination_class = DeliveryCursorPagination
