@@ -39,7 +39,9 @@ class PeerHeartbeater:
         loop = asyncio.get_running_loop()
         connector = aiohttp.TCPConnector(ssl=self.peer_ssl if self.peer_ssl is not None else True,
                                          limit=4)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        # A User-Agent of its own lets operators (and the fault proxy of the tests) tell peer
+        # heartbeats from the control plane's.
+        async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": "dms-agent-peer/1"}) as session:
             next_slot = loop.time()
             while True:
                 ticket = self.core.begin_grant()

@@ -18,6 +18,9 @@ import aiohttp
 from django.conf import settings
 
 
+USER_AGENT = "dms-control-plane/1"
+
+
 @dataclass
 class AgentAnswer:
     """What one call got: `status` 0 means no answer at all (refused, timed out, reset)."""
@@ -61,7 +64,9 @@ def check_url(url: str) -> None:
 class AgentClient:
     def __init__(self, *, connection_limit: int = 1000):
         connector = aiohttp.TCPConnector(limit=connection_limit, ssl=ssl_context(), force_close=False)
-        self.session = aiohttp.ClientSession(connector=connector, json_serialize=_dumps)
+        self.session = aiohttp.ClientSession(
+            connector=connector, json_serialize=_dumps, headers={"User-Agent": USER_AGENT}
+        )
 
     async def close(self) -> None:
         await self.session.close()

@@ -17,6 +17,7 @@ from django.db import connection
 from cluster.hardware import EXAMPLE
 from cluster.models import Cluster, Server
 from tests.support.agents import AgentFactory, wait_until
+from tests.support.faultproxy import FaultProxy
 from tests.support.processes import celery_beat, celery_worker
 from tests.support.serving import PrimaryPoller, assert_no_overlap
 
@@ -63,6 +64,25 @@ class ClusterUnderTest:
         self.secondary_agent = secondary_agent
         self.poller = PrimaryPoller([primary_agent.heartbeat_url, secondary_agent.heartbeat_url]).start()
 
+    def events(self, *types: str) -> list[str]:
+        from alerts.models import Event
+
+        rows = Event.objects.filter(cluster=self.cluster).order_by("id")
+        if types:
+            rows = rows.filter(type__in=types)
+        return list(rows.values_list("type", flat=True))
+
+    def wait_event(self, event_type: str, timeout: float):
+        from alerts.models import Event
+
+        wait_until(
+            lambda: Event.objects.filter(cluster=self.cluster, type=event_type).exists(),
+            timeout,
+            interval=0.1,
+            message=f"a {event_type} event",
+        )
+        return Event.objects.filter(cluster=self.cluster, type=event_type).latest("id")
+
     def refresh(self) -> Cluster:
         self.cluster.refresh_from_db()
         return self.cluster
@@ -85,16 +105,23 @@ def make_cluster(control_plane, transactional_db, agents):
     made = []
 
     def make(
-        name: str = "dmm-cluster", checks_primary=None, clock_offset_primary=0.0, clock_offset_secondary=0.0, **timing
+        name: str = "dmm-cluster",
+        checks_primary=None,
+        clock_offset_primary=0.0,
+        clock_offset_secondary=0.0,
+        proxied: bool = False,
+        **timing,
     ) -> ClusterUnderTest:
         primary_agent = agents(f"{name}-a", checks=checks_primary or [], clock_offset=clock_offset_primary)
         secondary_agent = agents(f"{name}-b", clock_offset=clock_offset_secondary)
-        primary = _server(primary_agent, "DMM-SVR-C210-K9")
-        secondary = _server(secondary_agent, "DMM-FA-C210-K9")
+        proxies = {agent.name: _proxies(agent) for agent in (primary_agent, secondary_agent)} if proxied else {}
+        primary = _server(primary_agent, "DMM-SVR-C210-K9", proxies.get(primary_agent.name))
+        secondary = _server(secondary_agent, "DMM-FA-C210-K9", proxies.get(secondary_agent.name))
         cluster = Cluster.objects.create(
             name=name, application="dmm", primary=primary, secondary=secondary, **{**TIMING, **timing}
         )
         under_test = ClusterUnderTest(cluster, primary_agent, secondary_agent)
+        under_test.proxies = proxies
         made.append(under_test)
         under_test.wait_state(lambda c: c.state == "healthy", 30, "the cluster to be configured")
         primary_agent.wait_primary_status(200, timeout=15)
@@ -103,15 +130,26 @@ def make_cluster(control_plane, transactional_db, agents):
     yield make
     for under_test in made:
         under_test.poller.stop()
+        for pair in under_test.proxies.values():
+            for proxy in pair.values():
+                proxy.stop()
 
 
-def _server(agent, part_number: str) -> Server:
+def _proxies(agent) -> dict[str, FaultProxy]:
+    return {
+        "heartbeat": FaultProxy(agent.heartbeat_url).start(),
+        "intranet": FaultProxy(agent.intranet_url).start(),
+    }
+
+
+def _server(agent, part_number: str, proxies: dict | None = None) -> Server:
+    """The rows name the agent's URLs, or its fault proxies' when the scenario cuts links."""
     return Server.objects.create(
         name=agent.name,
         application="dmm",
         part_number=part_number,
         hardware=copy.deepcopy(EXAMPLE),
-        heartbeat_url=agent.heartbeat_url,
-        intranet_url=agent.intranet_url,
+        heartbeat_url=proxies["heartbeat"].url if proxies else agent.heartbeat_url,
+        intranet_url=proxies["intranet"].url if proxies else agent.intranet_url,
         agent_token=agent.token,
     )

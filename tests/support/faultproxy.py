@@ -1,0 +1,98 @@
+"""A small HTTP fault proxy in front of one agent URL, for network faults without root.
+
+Faults are per client: the control plane and the secondary's peer heartbeats carry User-Agents of
+their own (`dms-control-plane/…`, `dms-agent-peer/…`), so a test can cut what the control plane
+sees while the secondary's link to the primary stays direct, or the reverse. Modes:
+
+- `pass`: forward the request and its answer;
+- `black_hole`: the request never arrives and nothing answers (a cut link);
+- `drop_answer`: the request arrives, its answer is lost (one-way loss).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import aiohttp
+from aiohttp import web
+
+from tests.support.agents import free_port
+
+MODES = ("pass", "black_hole", "drop_answer")
+HOLD_S = 30.0  # how long a dropped exchange is held open; the client gives up long before
+
+
+def client_kind(user_agent: str) -> str:
+    if user_agent.startswith("dms-control-plane"):
+        return "control"
+    if user_agent.startswith("dms-agent-peer"):
+        return "peer"
+    return "other"
+
+
+class FaultProxy:
+    def __init__(self, upstream: str):
+        self.upstream = upstream.rstrip("/")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.modes = {"control": "pass", "peer": "pass", "other": "pass"}
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"faultproxy-{self.port}")
+
+    def set(self, kind: str, mode: str) -> None:
+        assert kind in self.modes and mode in MODES, (kind, mode)
+        self.modes[kind] = mode
+
+    def start(self) -> FaultProxy:
+        self.thread.start()
+        if not self.ready.wait(10):
+            raise RuntimeError("fault proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        self.loop.run_until_complete(runner.setup())
+        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self.session = aiohttp.ClientSession(loop=self.loop)
+        self.ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(self.session.close())
+            self.loop.run_until_complete(runner.cleanup())
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        mode = self.modes[client_kind(request.headers.get("User-Agent", ""))]
+        if mode == "black_hole":
+            await asyncio.sleep(HOLD_S)
+            raise web.HTTPGatewayTimeout()
+        body = await request.read()
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type", "x-sha256")
+        }
+        try:
+            async with self.session.request(
+                request.method,
+                self.upstream + request.path_qs,
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as upstream:
+                payload = await upstream.read()
+                status, content_type = upstream.status, upstream.headers.get("Content-Type", "application/json")
+        except (aiohttp.ClientError, TimeoutError):
+            raise web.HTTPBadGateway() from None
+        if self.modes[client_kind(request.headers.get("User-Agent", ""))] == "drop_answer":
+            await asyncio.sleep(HOLD_S)
+            raise web.HTTPGatewayTimeout()
+        return web.Response(status=status, body=payload, headers={"Content-Type": content_type})
