@@ -68,6 +68,10 @@ class FaultProxy:
         try:
             self.loop.run_forever()
         finally:
+            pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.run_until_complete(self.session.close())
             self.loop.run_until_complete(runner.cleanup())
 
