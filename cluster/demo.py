@@ -1,0 +1,554 @@
+"""`make run`: the whole product on one machine, in the run folder `run/`.
+
+    python -m cluster.demo                        migrate, seed, start everything, wait, print; Ctrl-C stops
+    python -m cluster.demo kill-primary dmm-demo  SIGKILL the agent that is the cluster's primary now
+    python -m cluster.demo start-agent dmm-demo-a start a demo agent again (after kill-primary)
+
+What runs (each in its own process group, logs in run/logs/, pids in run/pids/): Redis (only when
+none answers at REDIS_URL and `redis-server` is installed: a private one on a free port), four
+dms-agents (two clusters of two, loopback ports stored in run/demo.json), the web app (runserver),
+a heartbeat, a failover and a default Celery worker, and beat. The database is the settings'
+default, run/dms.sqlite3 (WAL, immediate transactions), unless DATABASE_URL is set.
+
+Stopping order: beat and the workers first (so that nothing fails over while the agents go down),
+then the web app, the agents and a private Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "run"
+LOGS = RUN / "logs"
+PIDS = RUN / "pids"
+HOST = "127.0.0.1"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CLUSTERS = ("dmm-demo", "sns-demo")
+HEALTHY_DEADLINE_S = 60
+STOP_TIMEOUT_S = 10
+WORKERS = (  # name, queue, concurrency
+    ("heartbeat", "heartbeat", 2),
+    ("failover", "failover", 2),
+    ("default", "default", 2),
+)
+
+
+class Stop(Exception):
+    """SIGINT or SIGTERM."""
+
+
+def say(message: str) -> None:
+    print(f"demo: {message}", flush=True)
+
+
+def rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def python_cmd() -> str:
+    """How to call this interpreter in printed commands (the venv's python, relative when it is ours)."""
+    return rel(Path(sys.executable)) if Path(sys.executable).is_relative_to(ROOT) else sys.executable
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def pid_file(name: str) -> Path:
+    return PIDS / f"{name}.pid"
+
+
+def ours(pid: int) -> bool:
+    """`pid` is alive, not a zombie, and runs in this checkout (so a reused pid is never killed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd")).resolve()
+        return cwd == ROOT or ROOT in cwd.parents  # a private redis-server runs in run/redis
+    except (OSError, IndexError):
+        return False
+
+
+def read_pid(name: str) -> int | None:
+    try:
+        pid = int(pid_file(name).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if ours(pid) else None
+
+
+def signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # every child is a session (and group) leader: pgid == pid
+    except ProcessLookupError:
+        pass
+
+
+def start_process(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    PIDS.mkdir(parents=True, exist_ok=True)
+    with open(LOGS / f"{name}.log", "ab") as log:
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the orchestrator only; it stops children in order
+        )
+    pid_file(name).write_text(f"{proc.pid}\n")
+    return proc
+
+
+def agent_args(spec: dict) -> list[str]:
+    return [
+        sys.executable, "-m", "agent", "--name", spec["name"],
+        "--heartbeat-listen", f"{HOST}:{spec['heartbeat_port']}",
+        "--intranet-listen", f"{HOST}:{spec['intranet_port']}",
+        "--data-dir", spec["data_dir"], "--state-dir", spec["state_dir"],
+        "--inventory", spec["inventory"],
+    ]  # fmt: skip
+
+
+def agent_env(base: dict[str, str], spec: dict) -> dict[str, str]:
+    return {**base, "DMS_AGENT_TOKEN": spec["token"]}  # by environment: the token stays out of `ps`
+
+
+def load_agents() -> dict[str, dict]:
+    return json.loads((RUN / "demo.json").read_text())["agents"]
+
+
+def log_tail(name: str, lines: int = 15) -> str:
+    try:
+        return "\n".join((LOGS / f"{name}.log").read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def http_answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+class Demo:
+    def __init__(self) -> None:
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.exited: set[str] = set()
+        self.env = dict(os.environ)
+        self.env.update(DJANGO_SETTINGS_MODULE="dms_admin.settings", PYTHONUNBUFFERED="1")
+        self.stopping = False
+
+    # signals ---------------------------------------------------------------------------------
+
+    def _on_signal(self, signum, frame) -> None:
+        if not self.stopping:
+            self.stopping = True
+            raise Stop()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            if not self.claim_run_folder():
+                return 1
+            return self.start_and_watch()
+        except Stop:
+            print(flush=True)
+            say("stopping…")
+            return 0
+        finally:
+            self.stop_all()
+            pid_file("demo").unlink(missing_ok=True)
+
+    def claim_run_folder(self) -> bool:
+        RUN.mkdir(exist_ok=True)
+        LOGS.mkdir(exist_ok=True)
+        PIDS.mkdir(exist_ok=True)
+        running = read_pid("demo")
+        if running and running != os.getpid():
+            say(f"a demo is already running here (pid {running}); stop it with: kill -INT {running}")
+            return False
+        pid_file("demo").write_text(f"{os.getpid()}\n")
+        # Leftovers of a run that could not stop cleanly (its orchestrator was SIGKILLed).
+        for path in sorted(PIDS.glob("*.pid")):
+            pid = read_pid(path.stem)
+            if path.stem != "demo" and pid:
+                say(f"stopping {path.stem} (pid {pid}) left over from an earlier run")
+                signal_group(pid, signal.SIGKILL)
+            if path.stem != "demo":
+                path.unlink(missing_ok=True)
+        return True
+
+    # start -----------------------------------------------------------------------------------
+
+    def start_and_watch(self) -> int:
+        started = time.monotonic()
+        if not self.redis():
+            return 1
+        if "DATABASE_URL" in os.environ:
+            say("database: DATABASE_URL from the environment")
+        else:
+            say(f"database: {rel(RUN / 'dms.sqlite3')} (SQLite, WAL)")
+        if not self.manage("migrate", ["migrate", "--noinput"]):
+            return 1
+        if not self.manage("seed_demo", ["seed_demo", "--run-dir", str(RUN)], show=True):
+            return 1
+        agents = load_agents()
+        for spec in agents.values():
+            self.start(f"agent-{spec['name']}", agent_args(spec), agent_env(self.env, spec))
+        port = self.web_port()
+        url = f"http://{HOST}:{port}"
+        self.env.setdefault("SITE_URL", url)
+        celery = [sys.executable, "-m", "celery", "-A", "dms_admin"]
+        self.start("web", [sys.executable, "manage.py", "runserver", f"{HOST}:{port}", "--noreload"], self.env)
+        for name, queue, concurrency in WORKERS:
+            self.start(
+                f"worker-{name}",
+                [*celery, "worker", "-Q", queue, "-c", str(concurrency), "-n", f"{name}@%h",
+                 "--without-gossip", "--without-mingle", "-l", "INFO"],
+                self.env,
+            )  # fmt: skip
+        self.start("beat", [*celery, "beat", "-s", str(RUN / "beat-schedule"), "-l", "INFO"], self.env)
+        say(f"started 4 agents, the web app on {url}, 3 Celery workers and beat (logs in {rel(LOGS)}/)")
+
+        self.wait_for("agents", lambda: all(http_answers(f"http://{HOST}:{s['heartbeat_port']}/v1/primary")
+                                             for s in agents.values()))  # fmt: skip
+        self.wait_for("web app", lambda: http_answers(url + "/api/v1/health/"))
+        for name, _, _ in WORKERS:
+            self.wait_for(f"{name} worker", lambda n=name: "ready." in log_tail(f"worker-{n}", 200))
+        healthy = self.wait_healthy()
+        self.banner(url, healthy, time.monotonic() - started)
+        return self.watch()
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        self.procs[name] = start_process(name, args, env)
+
+    def redis(self) -> bool:
+        import redis
+
+        url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        try:
+            redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
+            say(f"Redis: {url}")
+            return True
+        except redis.RedisError:
+            pass
+        server = subprocess.run(["which", "redis-server"], capture_output=True, text=True).stdout.strip()
+        if not server:
+            say(f"no Redis answers at {url}, and redis-server is not installed.")
+            say("install it (Debian/Ubuntu: sudo apt-get install redis-server) or set REDIS_URL, then: make run")
+            return False
+        port = free_port()
+        data = RUN / "redis"
+        data.mkdir(exist_ok=True)
+        self.start(
+            "redis",
+            [server, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no",
+             "--dir", str(data), "--daemonize", "no"],
+            self.env,
+        )  # fmt: skip
+        url = f"redis://{HOST}:{port}/0"
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                return False
+
+        self.wait_for("private Redis", answers, timeout=15)
+        self.env["REDIS_URL"] = url
+        self.env.pop("CELERY_BROKER_URL", None)  # the broker follows REDIS_URL
+        wanted = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+        say(f"Redis: none answered at {wanted}; started a private one at {url}")
+        return True
+
+    def manage(self, name: str, args: list[str], show: bool = False) -> bool:
+        say(f"manage.py {' '.join(args[:1])}…")
+        proc = self.procs[name] = start_process(name, [sys.executable, "manage.py", *args], self.env)
+        code = proc.wait()
+        del self.procs[name]
+        pid_file(name).unlink(missing_ok=True)
+        output = log_tail(name, 40)
+        if code != 0:
+            say(f"manage.py {args[0]} failed (exit {code}); the end of {rel(LOGS / (name + '.log'))}:")
+            print(output, flush=True)
+            return False
+        if show:
+            for line in output.split("=====")[-1].splitlines()[1:]:
+                print(f"  {line}", flush=True)
+        return True
+
+    def web_port(self) -> int:
+        wanted = os.environ.get("PORT")
+        port = int(wanted) if wanted else 8000
+        if port_free(port):
+            return port
+        other = free_port()
+        say(f"port {port} is taken; the web app uses {other}")
+        return other
+
+    def wait_for(self, what: str, predicate, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            self.check_children(during_start=True)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not come up within {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def wait_healthy(self) -> bool:
+        """Until both clusters are healthy (configured by the `configure_cluster` task), with progress."""
+        import django
+
+        django.setup()
+        from django.db import close_old_connections
+
+        from cluster.models import Cluster
+
+        deadline = time.monotonic() + HEALTHY_DEADLINE_S
+        last = None
+        waited = time.monotonic()
+        while True:
+            close_old_connections()
+            rows = {c.name: c for c in Cluster.objects.filter(name__in=CLUSTERS)}
+            status = ", ".join(
+                f"{n} {rows[n].state} (epoch {rows[n].epoch})" if n in rows else f"{n} missing" for n in CLUSTERS
+            )
+            if status != last:
+                say(f"{time.monotonic() - waited:4.1f} s  {status}")
+                last = status
+            if all(n in rows and rows[n].state == "healthy" for n in CLUSTERS):
+                close_old_connections()
+                return True
+            if time.monotonic() > deadline:
+                say(f"not healthy after {HEALTHY_DEADLINE_S} s: see {rel(LOGS)}/worker-default.log and agent logs")
+                return False
+            self.check_children(during_start=True)
+            time.sleep(0.5)
+
+    def banner(self, url: str, healthy: bool, elapsed: float) -> None:
+        password = (RUN / "admin-password").read_text().strip()
+        py = python_cmd()
+        lines = [
+            "",
+            f"DMS Failover demo is running ({'both clusters healthy' if healthy else 'NOT healthy yet'},"
+            f" ready in {elapsed:.0f} s).",
+            "",
+            f"  Dashboard   {url}/",
+            f"  Login       admin / {password}",
+            f"  API docs    {url}/api/docs/   (OpenAPI schema: {url}/api/schema/)",
+            f"  Entry URL   {url}/go/dmm-demo/   (redirects to the current DMM primary)",
+            "",
+            "Try a failover: kill whichever agent is the DMM primary now (SIGKILL), then refresh the dashboard:",
+            f"  {py} -m cluster.demo kill-primary dmm-demo",
+            "",
+            f"Logs: {rel(LOGS)}/ (web, worker-heartbeat, worker-failover, worker-default, beat, agent-<name>)",
+            "Stop everything: Ctrl-C",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+
+    # watch and stop --------------------------------------------------------------------------
+
+    def check_children(self, during_start: bool = False) -> None:
+        for name, proc in list(self.procs.items()):
+            if name in self.exited or proc.poll() is None:
+                continue
+            self.exited.add(name)
+            if name.startswith("agent-"):
+                say(f"{name[6:]} exited (code {proc.returncode}); start it again: "
+                    f"{python_cmd()} -m cluster.demo start-agent {name[6:]}")  # fmt: skip
+            else:
+                say(f"{name} exited unexpectedly (code {proc.returncode}); the end of {rel(LOGS)}/{name}.log:")
+                print(log_tail(name), flush=True)
+                if during_start:
+                    raise RuntimeError(f"{name} did not start")
+
+    def watch(self) -> int:
+        while True:
+            self.check_children()
+            time.sleep(0.5)
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Agents restarted with `start-agent` are not our children: find them by pid file.
+        agents = {}
+        try:
+            agents = load_agents()
+        except (OSError, ValueError, KeyError):
+            pass
+        for name in agents:
+            key = f"agent-{name}"
+            pid = read_pid(key)
+            if pid and (key not in self.procs or self.procs[key].pid != pid):
+                self.procs[f"{key} (restarted)"] = _Foreign(pid)
+        tiers = [
+            [n for n in self.procs if n == "beat" or n.startswith("worker-")],
+            [n for n in self.procs if n in ("web", "migrate", "seed_demo")],
+            [n for n in self.procs if n.startswith("agent-")],
+            [n for n in self.procs if n == "redis"],
+        ]
+        stopped = []
+        for tier in tiers:
+            alive = [n for n in tier if self.procs[n].poll() is None]
+            for name in alive:
+                signal_group(self.procs[name].pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            for name in alive:
+                proc = self.procs[name]
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    say(f"{name} did not stop within {STOP_TIMEOUT_S} s: killed")
+                # Pool children of a Celery worker, anything the process left behind.
+                signal_group(proc.pid, signal.SIGKILL)
+                stopped.append(name)
+            for name in tier:
+                pid_file(name.split(" ")[0]).unlink(missing_ok=True)
+        if stopped:
+            say(f"stopped {len(stopped)} processes: {', '.join(stopped)}")
+        if self.procs:
+            say("everything the demo started is stopped; `make run` starts it again")
+        self.procs.clear()
+
+
+class _Foreign:
+    """A process this orchestrator did not start but must stop (an agent from `start-agent`)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        return None if ours(self.pid) else 0
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while ours(self.pid):
+            if time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.05)
+        return 0
+
+
+# -- subcommands -----------------------------------------------------------------------------
+
+
+def kill_primary(cluster_name: str) -> int:
+    import django
+
+    django.setup()
+    from cluster.models import Cluster
+
+    cluster = Cluster.objects.select_related("primary").filter(name=cluster_name).first()
+    if cluster is None:
+        print(f"No cluster named {cluster_name}.", file=sys.stderr)
+        return 1
+    name = cluster.primary.name
+    pid = read_pid(f"agent-{name}")
+    if pid is None:
+        print(f"{name}, the primary of {cluster_name} (epoch {cluster.epoch}), is not running.", file=sys.stderr)
+        return 1
+    signal_group(pid, signal.SIGKILL)
+    print(
+        f"Killed {name} (pid {pid}, SIGKILL), the primary of {cluster_name} at epoch {cluster.epoch} "
+        f"(state {cluster.state}).\nWithin a few seconds the secondary takes over at epoch {cluster.epoch + 1}: "
+        f"watch the dashboard or GET /api/v1/clusters/{cluster.pk}/.\n"
+        f"Bring {name} back (it rejoins as secondary): {python_cmd()} -m cluster.demo start-agent {name}"
+    )
+    return 0
+
+
+def start_agent(name: str) -> int:
+    try:
+        agents = load_agents()
+    except OSError:
+        print("No demo in run/: start it with `make run`.", file=sys.stderr)
+        return 1
+    if name not in agents:
+        print(f"No demo agent named {name}; there are: {', '.join(agents)}.", file=sys.stderr)
+        return 1
+    if read_pid("demo") is None:
+        print("The demo is not running: `make run` starts every agent.", file=sys.stderr)
+        return 1
+    pid = read_pid(f"agent-{name}")
+    if pid:
+        print(f"{name} is running already (pid {pid}).")
+        return 0
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = start_process(f"agent-{name}", agent_args(agents[name]), agent_env(env, agents[name]))
+    url = f"http://{HOST}:{agents[name]['heartbeat_port']}/v1/primary"
+    deadline = time.monotonic() + 10
+    while not http_answers(url):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            print(f"{name} did not start; see {rel(LOGS)}/agent-{name}.log", file=sys.stderr)
+            return 1
+        time.sleep(0.1)
+    print(f"Started {name} (pid {proc.pid}); the control plane configures it as secondary once it answers.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cluster.demo", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="start the demo (the default)")
+    kill = commands.add_parser("kill-primary", help="SIGKILL the agent that is the cluster's primary now")
+    kill.add_argument("cluster")
+    start = commands.add_parser("start-agent", help="start a demo agent again (after kill-primary)")
+    start.add_argument("name")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dms_admin.settings")
+    if args.command == "kill-primary":
+        return kill_primary(args.cluster)
+    if args.command == "start-agent":
+        return start_agent(args.name)
+    try:
+        return Demo().run()
+    except RuntimeError as error:
+        say(f"{error}; everything is stopped. Logs: {rel(LOGS)}/")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
