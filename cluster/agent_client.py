@@ -17,7 +17,6 @@ from urllib.parse import urlsplit
 import aiohttp
 from django.conf import settings
 
-
 USER_AGENT = "dms-control-plane/1"
 
 

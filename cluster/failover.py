@@ -12,6 +12,7 @@ the failover now, and this one stops (`Lost`).
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from datetime import timedelta
@@ -100,9 +101,11 @@ class Failover:
     def checkpoint(self, step: str) -> None:
         """Stop here while the test pause key names this step; then renew the claim, or stop."""
         while Cluster.objects.filter(pk=self.cluster_id, fault_pause=step).exists():
-            self.state.redis.set(f"{PREFIX}paused:{self.cluster_id}", f"{step}:{self.token}", ex=60)
+            # Tests read who stopped where, to kill or stall exactly that worker process.
+            self.state.redis.set(f"{PREFIX}paused:{self.cluster_id}", f"{step}:{self.token}:{os.getpid()}", ex=60)
             time.sleep(0.05)
         self.renew(step)
+        self.state.redis.set(f"{PREFIX}owner:{self.cluster_id}", f"{step}:{self.token}:{os.getpid()}", ex=60)
 
     def renew(self, step: str) -> None:
         """Extend the claim and record the step, or raise Lost when the claim is not ours any more."""

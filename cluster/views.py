@@ -25,6 +25,8 @@ UP = {EventType.SERVER_RECOVERED, EventType.CRITICAL_SERVICE_RECOVERED}
 FAILOVER = {EventType.FAILOVER_COMPLETED, EventType.SWITCHOVER_COMPLETED}
 TIMELINE_TYPES = DOWN | UP | FAILOVER
 TIMELINE_WIDTH = 1440  # SVG user units: one per minute of the window
+MIN_DOWN_WIDTH = 4  # a failure of a few seconds still shows (4 minutes' width)
+MARKER_WIDTH = 6
 
 
 @dataclass
@@ -74,14 +76,15 @@ def build_timeline(events: list[dict], start: datetime, end: datetime) -> Timeli
                 previous.title = previous.title.split(" – ")[0] + f" – {timezone.localtime(until):%H:%M}"
             else:
                 segments.append(Segment(_x(since, start), round(_x(until, start) - _x(since, start), 1), state, title))
+            if state == "down" and segments[-1].width < MIN_DOWN_WIDTH:
+                segments[-1].width = MIN_DOWN_WIDTH
 
     for event in events:
         kind = event["type"]
         if kind in FAILOVER:
             label = EventType(kind).label
-            markers.append(
-                Marker(_x(event["created_at"], start), f"{label} at {timezone.localtime(event['created_at']):%H:%M}")
-            )
+            x = min(_x(event["created_at"], start), TIMELINE_WIDTH - MARKER_WIDTH)
+            markers.append(Marker(x, f"{label} at {timezone.localtime(event['created_at']):%H:%M}"))
             continue
         close(event["created_at"])
         since = event["created_at"]

@@ -1,0 +1,34 @@
+"""With the control plane stopped (web, workers, beat) for 10 leases, the secondary's grants keep
+the primary serving: no outage, and no failover (DESIGN §4.4)."""
+
+import signal
+import time
+
+import pytest
+
+from tests.support.agents import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_primary_keeps_serving_while_the_control_plane_is_stopped(make_cluster, control_plane):
+    under_test = make_cluster("cp-down")
+    lease = under_test.cluster.effective_lease_s
+    url = under_test.primary_agent.heartbeat_url
+
+    for process in control_plane.values():
+        process.signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        wait_until(lambda: time.monotonic() - start >= 10 * lease, 10 * lease + 10, message="10 leases")
+        end = time.monotonic()
+    finally:
+        for process in control_plane.values():
+            process.signal(signal.SIGCONT)
+
+    during = [a for a in under_test.poller.answers(url) if a.sent >= start and a.received <= end]
+    assert len(during) >= 10 * lease * 5  # polled every 100 ms, answers all in
+    assert {a.status for a in during} == {200}, "the primary stopped serving while the control plane was down"
+    cluster = under_test.refresh()
+    assert cluster.epoch == 1 and "failover_completed" not in under_test.events()
+    under_test.assert_never_two_primaries()
