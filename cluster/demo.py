@@ -168,6 +168,15 @@ def http_answers(url: str) -> bool:
         return False
 
 
+def primary_serving(base_url: str) -> bool:
+    """The agent's `GET /v1/primary` answers 200: primary at its epoch, holding a lease."""
+    try:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/v1/primary", timeout=1) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
 class Demo:
     def __init__(self) -> None:
         self.procs: dict[str, subprocess.Popen] = {}
@@ -348,14 +357,21 @@ class Demo:
         waited = time.monotonic()
         while True:
             close_old_connections()
-            rows = {c.name: c for c in Cluster.objects.filter(name__in=CLUSTERS)}
+            rows = {c.name: c for c in Cluster.objects.filter(name__in=CLUSTERS).select_related("primary")}
+            # A state left over from the last run is not enough: the primary must be serving (it holds
+            # a lease, so the control plane is granting) before the demo counts as up.
+            serving = {n: n in rows and primary_serving(rows[n].primary.heartbeat_url) for n in CLUSTERS}
             status = ", ".join(
-                f"{n} {rows[n].state} (epoch {rows[n].epoch})" if n in rows else f"{n} missing" for n in CLUSTERS
+                f"{n} {rows[n].state} (epoch {rows[n].epoch}, {rows[n].primary.name} "
+                f"{'serving' if serving[n] else 'not serving yet'})"
+                if n in rows
+                else f"{n} missing"
+                for n in CLUSTERS
             )
             if status != last:
                 say(f"{time.monotonic() - waited:4.1f} s  {status}")
                 last = status
-            if all(n in rows and rows[n].state == "healthy" for n in CLUSTERS):
+            if all(n in rows and rows[n].state == "healthy" and serving[n] for n in CLUSTERS):
                 close_old_connections()
                 return True
             if time.monotonic() > deadline:
