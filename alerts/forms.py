@@ -54,6 +54,8 @@ class NotificationRuleForm(forms.ModelForm):
             "snmp_version": "SNMP version",
             "snmp_mode": "Send as",
             "snmp_user": "SNMPv3 user",
+            "auth_protocol": "Authentication protocol",
+            "priv_protocol": "Privacy protocol",
         }
         help_texts = {
             "clusters": "None ticked: every cluster.",

@@ -7,7 +7,7 @@ import csv
 from collections.abc import Iterator
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -39,9 +39,20 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _filter_query(request: HttpRequest, *drop: str) -> str:
-    query = request.GET.copy()
-    for name in ("before", "after", *drop):
+def _params(request: HttpRequest) -> QueryDict:
+    """The query without empty values: a filter form's "All types" submits `type=`, which means
+    no filter, not an invalid choice."""
+    params = QueryDict(mutable=True)
+    for name, values in request.GET.lists():
+        kept = [value for value in values if value.strip()]
+        if kept:
+            params.setlist(name, kept)
+    return params
+
+
+def _filter_query(request: HttpRequest) -> str:
+    query = _params(request)
+    for name in ("before", "after"):
         query.pop(name, None)
     return query.urlencode()
 
@@ -61,7 +72,7 @@ def _filter_choices() -> dict:
 @role_required(VIEWER)
 def event_list(request: HttpRequest) -> HttpResponse:
     """Newest first, keyset pages (`?before=<id>`: no COUNT, the same cost on every page)."""
-    filterset = EventFilterSet(request.GET, queryset=_events())
+    filterset = EventFilterSet(_params(request), queryset=_events())
     events = filterset.qs
     before = _int(request.GET.get("before"))
     if before is not None:
@@ -98,7 +109,7 @@ def event_list_new(request: HttpRequest) -> HttpResponse:
     """The live-update fragment (htmx polls it): filtered events newer than `after`, and the poller
     itself with the new cursor."""
     after = _int(request.GET.get("after")) or 0
-    filterset = EventFilterSet(request.GET, queryset=_events())
+    filterset = EventFilterSet(_params(request), queryset=_events())
     events = list(filterset.qs.filter(id__gt=after)[:PAGE_SIZE])
     context = {
         "events": events,
@@ -138,7 +149,7 @@ class _Echo:
 @role_required(VIEWER)
 def event_export(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered list as CSV, streamed row by row (no limit, no page in memory)."""
-    filterset = EventFilterSet(request.GET, queryset=_events())
+    filterset = EventFilterSet(_params(request), queryset=_events())
     writer = csv.writer(_Echo())
 
     def rows() -> Iterator[str]:

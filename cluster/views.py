@@ -78,6 +78,7 @@ def build_timeline(events: list[dict], start: datetime, end: datetime) -> Timeli
                 segments.append(Segment(_x(since, start), round(_x(until, start) - _x(since, start), 1), state, title))
             if state == "down" and segments[-1].width < MIN_DOWN_WIDTH:
                 segments[-1].width = MIN_DOWN_WIDTH
+                segments[-1].x = min(segments[-1].x, TIMELINE_WIDTH - MIN_DOWN_WIDTH)
 
     for event in events:
         kind = event["type"]

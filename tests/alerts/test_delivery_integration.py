@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group  # noqa: F401  (groups are flushed between tests)
 from django.db import connection
 
 from alerts import delivery as outbox
