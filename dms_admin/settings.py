@@ -222,6 +222,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One enum per vocabulary, whichever serializer field uses it.
+    "ENUM_NAME_OVERRIDES": {"EventTypeEnum": "alerts.choices.EventType", "SeverityEnum": "alerts.choices.Severity"},
 }
 
 # Requests bodies above this size are refused before parsing (a 100 kB string is fine).
