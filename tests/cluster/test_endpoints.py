@@ -1,0 +1,68 @@
+"""The end users' entry URL, the current-primary endpoint for scripts and Prometheus' /metrics."""
+
+from django.test import Client
+
+from tests.factories import ClusterFactory
+
+
+def test_go_redirects_to_the_current_primary_without_login(db):
+    cluster = ClusterFactory(name="dmm-prod")
+
+    response = Client().get("/go/dmm-prod/")
+
+    assert response.status_code == 302
+    assert response["Location"] == cluster.primary.intranet_url
+    assert response["Cache-Control"] == "no-store"
+    assert Client().get("/go/nothing/").status_code == 404
+
+
+def test_the_primary_endpoint_names_the_current_primary(viewer_api):
+    cluster = ClusterFactory()
+
+    response = viewer_api.get(f"/api/v1/clusters/{cluster.pk}/primary/")
+
+    assert response.status_code == 200 and response.json()["name"] == cluster.primary.name
+    assert "agent_token" not in response.json()
+
+
+def test_metrics_need_the_bearer_token(db, settings):
+    settings.METRICS_TOKEN = "prometheus-secret"
+    ClusterFactory(name="measured")
+
+    refused = Client().get("/metrics")
+    wrong = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer nope")
+    scraped = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer prometheus-secret")
+
+    assert refused.status_code == 401 and wrong.status_code == 401
+    assert scraped.status_code == 200
+    text = scraped.content.decode()
+    for name in (
+        "dms_heartbeat_probes",
+        "dms_heartbeat_probe_latency_seconds_bucket",
+        "dms_failovers",
+        "dms_failover_duration_seconds",
+        "dms_server_info",
+    ):
+        assert name in text
+    assert 'dms_cluster_epoch{cluster="measured",state="syncing"} 1.0' in text
+
+
+def test_metrics_are_closed_when_no_token_is_configured(db, settings):
+    settings.METRICS_TOKEN = ""
+
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
+
+
+def test_switchover_is_refused_with_reasons_for_a_cluster_not_yet_active(operator_api):
+    cluster = ClusterFactory()
+
+    response = operator_api.post(f"/api/v1/clusters/{cluster.pk}/switchover/")
+
+    assert response.status_code == 409
+    assert any("not active yet" in reason for reason in response.json()["reasons"])
+
+
+def test_a_viewer_cannot_switch_over(viewer_api):
+    cluster = ClusterFactory()
+
+    assert viewer_api.post(f"/api/v1/clusters/{cluster.pk}/switchover/").status_code == 403

@@ -1,0 +1,71 @@
+"""Grants, fences and slots in Redis (DESIGN §4a rules 2, 3 and 9, §4.3), on the real test Redis."""
+
+import pytest
+
+from cluster.heartbeat_state import HeartbeatState
+from dms_admin.redis import redis_client
+
+CLUSTER, SERVER = 990_001, 990_002
+
+
+@pytest.fixture
+def state():
+    client = redis_client()
+    keys = client.keys("dms:*:99000*")
+    if keys:
+        client.delete(*keys)
+    return HeartbeatState(client)
+
+
+def test_nothing_is_granted_before_the_fence_is_loaded(state):
+    assert state.record_grant(CLUSTER, 1, 1000.0) == (False, "no fence loaded")
+
+
+def test_a_grant_is_recorded_before_it_is_sent_and_refused_below_the_fence(state):
+    state.load_fence(CLUSTER, 1, 900.0)
+
+    assert state.record_grant(CLUSTER, 1, 1000.0)[0] is True
+    state.set_fence(CLUSTER, 2, 1001.0)
+    assert state.record_grant(CLUSTER, 1, 1002.0) == (False, "fenced at epoch 2")
+    assert state.grant_bound(CLUSTER) == 1000.0
+
+
+def test_a_granter_stops_at_a_slot_without_answer_and_resumes_after_one(state):
+    state.load_fence(CLUSTER, 1, 900.0)
+    state.set_granting(CLUSTER, False)
+
+    assert state.record_grant(CLUSTER, 1, 1000.0)[0] is False
+    state.set_granting(CLUSTER, True)
+    assert state.record_grant(CLUSTER, 1, 1001.0)[0] is True
+
+
+def test_a_refused_connection_undoes_the_record(state):
+    state.load_fence(CLUSTER, 1, 900.0)
+    _, previous = state.record_grant(CLUSTER, 1, 1000.0)
+    _, previous = state.record_grant(CLUSTER, 1, 1001.0)
+
+    state.undo_grant(CLUSTER, 1001.0, previous)
+
+    assert state.grant_bound(CLUSTER) == 1000.0
+
+
+def test_after_a_redis_loss_the_wait_counts_from_the_fence_reload(state):
+    state.load_fence(CLUSTER, 1, 900.0)
+    state.record_grant(CLUSTER, 1, 1000.0)
+    state.redis.delete(f"dms:fence:{CLUSTER}", f"dms:grant:{CLUSTER}")  # what a restart loses
+
+    state.load_fence(CLUSTER, 2, 1500.0)
+
+    assert state.grant_bound(CLUSTER) == 1500.0
+    assert state.load_fence(CLUSTER, 1, 1600.0) == 2  # a reload never lowers a loaded fence
+
+
+def test_each_slot_counts_once_and_stale_slots_not_at_all(state):
+    assert state.count_slot(SERVER, 10, 10.0, answered=False).misses == 1
+    assert state.count_slot(SERVER, 10, 10.0, answered=False).counted is False
+    assert state.count_slot(SERVER, 9, 9.0, answered=False).counted is False
+    third = state.count_slot(SERVER, 12, 12.0, answered=False)
+
+    assert (third.misses, third.first_miss_at) == (2, 10.0)
+    answered = state.count_slot(SERVER, 13, 13.0, answered=True)
+    assert (answered.misses, answered.answers) == (0, 1)
