@@ -45,6 +45,7 @@ def test_the_dashboard_shows_deployments_clusters_and_both_servers(viewer_pages)
     assert "Replication lag <b>—</b>" in page
     assert f'href="/clusters/{cluster.pk}/"' in page
     assert '<svg class="timeline"' in page
+    assert 'hx-select="#live-dashboard"' in page  # the cards refresh themselves (htmx)
 
 
 def test_it_counts_unacknowledged_alerts_per_cluster(viewer_pages):
