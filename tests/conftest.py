@@ -57,3 +57,8 @@ def viewer_api(viewer_user):
 @pytest.fixture
 def outsider_api(outsider_user):
     return _client_for(outsider_user)
+
+
+# The real control plane (Celery workers and beat) and clusters of real agents, for the failover,
+# replication and fault tests: one control plane per session, whichever folders run.
+from tests.support.controlplane import agents, control_plane, make_cluster  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""A real control plane for failover tests: heartbeat, failover and default Celery workers and
+"""A real control plane for integration tests: heartbeat, failover and default Celery workers and
 beat, started once per session against the test database and the test Redis; real agents per test.
 
 Timing for tests: interval 1 s, threshold 3, lease 2 s, grant delay 0.5 s, skew 0.2 s — a 2×
@@ -9,6 +9,7 @@ make a healthy primary stop serving and the test flaky).
 from __future__ import annotations
 
 import copy
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,8 @@ def control_plane(django_db_setup, django_db_blocker):
         processes = {
             "heartbeat": celery_worker(ARTIFACTS, "heartbeat", "heartbeat", concurrency=2),
             "failover": celery_worker(ARTIFACTS, "failover", "failover", concurrency=2),
-            "default": celery_worker(ARTIFACTS, "default", "default", concurrency=1),
+            # A short staleness limit, so that a job whose worker a test kills is replaced quickly.
+            "default": celery_worker(ARTIFACTS, "default", "default", concurrency=2, REPLICATION_STALE_S="4"),
         }
         processes["beat"] = celery_beat(ARTIFACTS)
     yield processes
@@ -110,10 +112,15 @@ def make_cluster(control_plane, transactional_db, agents):
         clock_offset_primary=0.0,
         clock_offset_secondary=0.0,
         proxied: bool = False,
+        inventory: dict | None = None,
+        files: dict[str, bytes] | None = None,
         **timing,
     ) -> ClusterUnderTest:
-        primary_agent = agents(f"{name}-a", checks=checks_primary or [], clock_offset=clock_offset_primary)
-        secondary_agent = agents(f"{name}-b", clock_offset=clock_offset_secondary)
+        primary_agent = agents(
+            f"{name}-a", checks=checks_primary or [], clock_offset=clock_offset_primary, inventory=inventory
+        )
+        secondary_agent = agents(f"{name}-b", clock_offset=clock_offset_secondary, inventory=_identity_only(inventory))
+        write_files(primary_agent.data_dir, files or {})
         proxies = {agent.name: _proxies(agent) for agent in (primary_agent, secondary_agent)} if proxied else {}
         primary = _server(primary_agent, "DMM-SVR-C210-K9", proxies.get(primary_agent.name))
         secondary = _server(secondary_agent, "DMM-FA-C210-K9", proxies.get(secondary_agent.name))
@@ -133,6 +140,33 @@ def make_cluster(control_plane, transactional_db, agents):
         for pair in under_test.proxies.values():
             for proxy in pair.values():
                 proxy.stop()
+
+
+def write_files(root: Path, files: dict[str, bytes]) -> None:
+    for relative, content in files.items():
+        path = Path(root) / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under `root` by relative path, with its sha256 (hidden temp folders left out)."""
+    root = Path(root)
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts)
+    }
+
+
+def _identity_only(inventory: dict | None) -> dict | None:
+    """The failover appliance's own inventory: the same system, none of the primary's licenses."""
+    if inventory is None:
+        return None
+    system = dict(inventory.get("system") or {})
+    system["part_number"] = "DMM-FA-C210-K9"
+    system["configuration"] = {}
+    return {"system": system, "licenses": [], "modules": []}
 
 
 def _proxies(agent) -> dict[str, FaultProxy]:
