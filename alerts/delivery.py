@@ -71,7 +71,7 @@ def snmp_engine_id() -> str:
 
 def rules_for(event: Event) -> list[NotificationRule]:
     """The rules that send `event`: for a recovery, exactly the (enabled) rules its failure went to."""
-    if event.cluster_id is not None and event.cluster.maintenance:
+    if event.cluster_id is not None and _in_maintenance(event.cluster_id):
         return []
     if event.recovers_id is not None:
         return list(NotificationRule.objects.filter(enabled=True, deliveries__event_id=event.recovers_id).distinct())
@@ -83,6 +83,13 @@ def rules_for(event: Event) -> list[NotificationRule]:
     for rule_id, cluster_id in through.values_list("notificationrule_id", "cluster_id"):
         cluster_ids.setdefault(rule_id, set()).add(cluster_id)
     return [rule for rule in rules if rule.matches(event, cluster_ids.get(rule.pk, set()))]
+
+
+def _in_maintenance(cluster_id: int) -> bool:
+    # Read from the database, not from the caller's instance: an administrator may have switched
+    # maintenance on since the caller loaded its cluster row.
+    cluster_model = Event._meta.get_field("cluster").related_model
+    return cluster_model.objects.filter(pk=cluster_id, maintenance=True).exists()
 
 
 def create_deliveries(event: Event) -> list[Delivery]:

@@ -115,6 +115,15 @@ def test_a_cluster_in_maintenance_records_but_sends_nothing(cluster):
     assert delivered_rules(event) == set()
 
 
+def test_maintenance_is_read_from_the_database_not_the_callers_instance(cluster):
+    from cluster.models import Cluster
+
+    SnmpRuleFactory()
+    Cluster.objects.filter(pk=cluster.pk).update(maintenance=True)  # cluster (in memory) still says False
+
+    assert delivered_rules(fail(cluster)) == set()
+
+
 def test_a_recovery_goes_exactly_to_the_rules_its_failure_went_to(cluster):
     SnmpRuleFactory(name="both")
     SnmpRuleFactory(name="failure-only", event_types=["server_failed"])

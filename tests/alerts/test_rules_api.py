@@ -162,6 +162,17 @@ def test_an_operator_tests_but_does_not_configure(operator_api, settings):
     assert operator_api.post(f"{URL}{rule.pk}/test/").status_code == 200
 
 
+def test_the_list_costs_the_same_queries_for_many_rules(viewer_api, django_assert_max_num_queries):
+    EmailRuleFactory(clusters=[ClusterFactory()])
+    with django_assert_max_num_queries(10) as few:
+        viewer_api.get(URL)
+    for _ in range(10):
+        SnmpRuleFactory(clusters=[ClusterFactory()])
+
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert viewer_api.get(URL).json()["count"] == 11
+
+
 def test_an_admin_deletes_a_rule(admin_api):
     rule = EmailRuleFactory()
 
