@@ -70,19 +70,21 @@ def snmp_engine_id() -> str:
 
 
 def rules_for(event: Event) -> list[NotificationRule]:
-    """The rules that send `event`: for a recovery, exactly the (enabled) rules its failure went to."""
-    if event.cluster_id is not None and _in_maintenance(event.cluster_id):
-        return []
+    """The rules that send `event`: for a recovery, exactly the (enabled) rules its failure went to;
+    none while its cluster is in maintenance."""
     if event.recovers_id is not None:
-        return list(NotificationRule.objects.filter(enabled=True, deliveries__event_id=event.recovers_id).distinct())
-    rules = list(NotificationRule.objects.filter(enabled=True))
-    if not rules:
+        rules = list(NotificationRule.objects.filter(enabled=True, deliveries__event_id=event.recovers_id).distinct())
+    else:
+        rules = list(NotificationRule.objects.filter(enabled=True))
+        if rules:
+            cluster_ids: dict[int, set[int]] = {}
+            through = NotificationRule.clusters.through.objects.filter(notificationrule__enabled=True)
+            for rule_id, cluster_id in through.values_list("notificationrule_id", "cluster_id"):
+                cluster_ids.setdefault(rule_id, set()).add(cluster_id)
+            rules = [rule for rule in rules if rule.matches(event, cluster_ids.get(rule.pk, set()))]
+    if rules and event.cluster_id is not None and _in_maintenance(event.cluster_id):
         return []
-    cluster_ids: dict[int, set[int]] = {}
-    through = NotificationRule.clusters.through.objects.filter(notificationrule__enabled=True)
-    for rule_id, cluster_id in through.values_list("notificationrule_id", "cluster_id"):
-        cluster_ids.setdefault(rule_id, set()).add(cluster_id)
-    return [rule for rule in rules if rule.matches(event, cluster_ids.get(rule.pk, set()))]
+    return rules
 
 
 def _in_maintenance(cluster_id: int) -> bool:
