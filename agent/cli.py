@@ -11,7 +11,7 @@ import time
 
 from aiohttp import web
 
-from agent import data
+from agent import data, sync
 from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
 from agent.checks import CheckRunner
 from agent.config import AgentConfig, ConfigError, load_config
@@ -51,6 +51,8 @@ class Agent:
         self.appliance = Appliance(self.core, self.inventory, self.checks)
         self.data = data.DataStore(config.data_dir, int(config.max_body_mb * 1024 * 1024))
         self.peer = PeerHeartbeater(self.core, self._peer_ssl())
+        # Sync sources are the peer (the primary): the same CA verifies them.
+        self.sync = sync.SyncManager(self.core, self.data, config.state_dir, self._peer_ssl())
         self.app = self.build_app()
         self.runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -75,7 +77,7 @@ class Agent:
         app[RESOLVE] = lambda request: self.appliance
         add_control_routes(app)
         data.add_routes(app, self.data)
-        # A later module adds /v1/sync here the same way: sync.add_routes(app, ...).
+        sync.add_routes(app, self.sync)
         return app
 
     async def start(self) -> None:
@@ -102,6 +104,7 @@ class Agent:
     async def stop(self) -> None:
         if self._ticker:
             self._ticker.cancel()
+        await self.sync.stop()
         await self.peer.stop()
         await self.checks.stop()
         if self.runner:

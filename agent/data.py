@@ -120,6 +120,16 @@ class DataStore:
             self._sha_cache[rel] = (st.st_size, st.st_mtime_ns, digest)
         return digest
 
+    def remember(self, rel: str, path: Path, sha256: str) -> None:
+        """Record the sha256 of a file just written (so the next manifest need not re-hash it)."""
+        st = path.stat()
+        with self._cache_lock:
+            self._sha_cache[rel] = (st.st_size, st.st_mtime_ns, sha256)
+
+    def forget(self, rel: str) -> None:
+        with self._cache_lock:
+            self._sha_cache.pop(rel, None)
+
     # -- handlers ---------------------------------------------------------------------------
 
     async def handle_manifest(self, request: web.Request) -> web.Response:

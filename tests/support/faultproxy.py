@@ -6,7 +6,10 @@ sees while the secondary's link to the primary stays direct, or the reverse. Mod
 
 - `pass`: forward the request and its answer;
 - `black_hole`: the request never arrives and nothing answers (a cut link);
-- `drop_answer`: the request arrives, its answer is lost (one-way loss).
+- `drop_answer`: the request arrives, its answer is lost (one-way loss);
+- `corrupt`: like `pass`, but one byte in the middle of every non-empty `GET /v1/data/files/...`
+  answer body is flipped; with `corrupt_times = N` only the first N answers of each path are
+  (`corrupted` counts them per path). Other requests pass unchanged.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from aiohttp import web
 
 from tests.support.agents import free_port
 
-MODES = ("pass", "black_hole", "drop_answer")
+MODES = ("pass", "black_hole", "drop_answer", "corrupt")
 HOLD_S = 30.0  # how long a dropped exchange is held open; the client gives up long before
 
 
@@ -37,6 +40,8 @@ class FaultProxy:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.modes = {"control": "pass", "peer": "pass", "other": "pass"}
+        self.corrupt_times: int | None = None  # None: every answer (mode `corrupt`)
+        self.corrupted: dict[str, int] = {}
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"faultproxy-{self.port}")
@@ -99,4 +104,16 @@ class FaultProxy:
         if self.modes[client_kind(request.headers.get("User-Agent", ""))] == "drop_answer":
             await asyncio.sleep(HOLD_S)
             raise web.HTTPGatewayTimeout()
+        if mode == "corrupt" and request.method == "GET" and status == 200:
+            payload = self._corrupt(request.path, payload)
         return web.Response(status=status, body=payload, headers={"Content-Type": content_type})
+
+    def _corrupt(self, path: str, payload: bytes) -> bytes:
+        if not path.startswith("/v1/data/files/") or not payload:
+            return payload
+        done = self.corrupted.get(path, 0)
+        if self.corrupt_times is not None and done >= self.corrupt_times:
+            return payload
+        self.corrupted[path] = done + 1
+        middle = len(payload) // 2
+        return payload[:middle] + bytes([payload[middle] ^ 0xFF]) + payload[middle + 1 :]
