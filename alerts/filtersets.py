@@ -6,12 +6,14 @@ from django.db.models import Q
 from .choices import DeliveryStatus, EventType, Severity
 from .models import Delivery, Event, NotificationRule
 
+MAX_ID = 2**63 - 1  # ids are bigints: a larger number is refused as a bad filter, not sent to the database
+
 
 class EventFilterSet(django_filters.FilterSet):
     type = django_filters.MultipleChoiceFilter(choices=EventType.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
-    cluster = django_filters.NumberFilter(field_name="cluster_id")
-    server = django_filters.NumberFilter(field_name="server_id")
+    cluster = django_filters.NumberFilter(field_name="cluster_id", min_value=1, max_value=MAX_ID)
+    server = django_filters.NumberFilter(field_name="server_id", min_value=1, max_value=MAX_ID)
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     acknowledged = django_filters.BooleanFilter(method="filter_acknowledged")
@@ -36,8 +38,8 @@ class NotificationRuleFilterSet(django_filters.FilterSet):
 
 class DeliveryFilterSet(django_filters.FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=DeliveryStatus.choices)
-    rule = django_filters.NumberFilter(field_name="rule_id")
-    event = django_filters.NumberFilter(field_name="event_id")
+    rule = django_filters.NumberFilter(field_name="rule_id", min_value=1, max_value=MAX_ID)
+    event = django_filters.NumberFilter(field_name="event_id", min_value=1, max_value=MAX_ID)
 
     class Meta:
         model = Delivery

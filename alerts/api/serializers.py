@@ -8,9 +8,11 @@ from ..models import SECRET_FIELDS, Delivery, Event, NotificationRule
 
 
 class EventSerializer(serializers.ModelSerializer):
-    cluster_name = serializers.CharField(source="cluster.name", read_only=True, default=None)
-    server_name = serializers.CharField(source="server.name", read_only=True, default=None)
-    acknowledged_by = serializers.CharField(source="acknowledged_by.username", read_only=True, default=None)
+    cluster_name = serializers.CharField(source="cluster.name", read_only=True, default=None, allow_null=True)
+    server_name = serializers.CharField(source="server.name", read_only=True, default=None, allow_null=True)
+    acknowledged_by = serializers.CharField(
+        source="acknowledged_by.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Event
