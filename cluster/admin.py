@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
-from .models import Cluster, Deployment, Server
+from .models import Cluster, Deployment, ReplicationJob, Server
 
 
 @admin.register(Server)
@@ -127,3 +127,24 @@ class DeploymentAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "description"]
     list_filter = ["kind"]
     search_fields = ["name"]
+
+
+@admin.register(ReplicationJob)
+class ReplicationJobAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "cluster",
+        "kind",
+        "state",
+        "progress",
+        "files_done",
+        "bytes_done",
+        "started_at",
+        "finished_at",
+    ]
+    list_filter = ["kind", "state", "cluster"]
+    list_select_related = ["cluster"]
+    readonly_fields = [f.name for f in ReplicationJob._meta.fields] + ["progress"]
+
+    def has_add_permission(self, request):
+        return False

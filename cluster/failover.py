@@ -247,6 +247,9 @@ class Failover:
                 claimed_until=None,
                 failover_request=None,
                 last_failover_at=now,
+                # The old primary must be resynced from the new one before the cluster is healthy
+                # again (DESIGN §5); after a switchover both hold the same data.
+                needs_resync=not switchover,
             )
             if not committed:
                 raise Lost(FailoverStep.COMMIT)
@@ -340,6 +343,8 @@ def preflight_switchover(cluster: Cluster) -> list[str]:
         reasons.append("A failover or switchover is already in progress.")
     if cluster.state == ClusterState.SYNCING or not cluster.active:
         reasons.append("The cluster is not active yet: its initial sync has not completed.")
+    if cluster.active and not cluster.replication_current():
+        reasons.append("Replication is not current: the secondary may lack the primary's latest data.")
     for label, server in (("primary", cluster.primary), ("secondary", cluster.secondary)):
         if server.state != ServerState.UP:
             reasons.append(f"The {label} {server.name} is {server.get_state_display().lower()}.")

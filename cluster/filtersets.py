@@ -1,6 +1,6 @@
 import django_filters
 
-from .models import Cluster, Deployment, Server
+from .models import Cluster, Deployment, ReplicationJob, Server
 
 
 class ServerFilterSet(django_filters.FilterSet):
@@ -25,3 +25,9 @@ class DeploymentFilterSet(django_filters.FilterSet):
     class Meta:
         model = Deployment
         fields = ["name", "kind"]
+
+
+class ReplicationJobFilterSet(django_filters.FilterSet):
+    class Meta:
+        model = ReplicationJob
+        fields = ["cluster", "kind", "state"]

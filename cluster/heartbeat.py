@@ -266,7 +266,8 @@ class SlotEvaluator:
             return
         both_up = cluster.primary.state == ServerState.UP and cluster.secondary.state == ServerState.UP
         link_open = Incidents(self.state, cluster.primary.pk).is_open(EventType.HEARTBEAT_LINK_DOWN)
-        wanted = ClusterState.HEALTHY if both_up and not link_open else ClusterState.DEGRADED
+        healthy = both_up and not link_open and cluster.replication_current()
+        wanted = ClusterState.HEALTHY if healthy else ClusterState.DEGRADED
         if wanted != cluster.state:
             Cluster.objects.filter(pk=cluster.pk, state__in=[ClusterState.HEALTHY, ClusterState.DEGRADED]).update(
                 state=wanted

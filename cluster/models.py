@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from .choices import Application, ClusterState, DeploymentKind, FailoverStep, Platform, Role, ServerState
 from .hardware import hardware_errors
@@ -113,6 +114,14 @@ class Cluster(models.Model):
     maintenance = models.BooleanField(default=False)
     active = models.BooleanField(default=False, help_text="Set once the initial sync has completed.")
     last_failover_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Replication (DESIGN §5): "current" is a success within 2 × the replication interval.
+    last_replication_at = models.DateTimeField(null=True, blank=True, editable=False)
+    needs_resync = models.BooleanField(
+        default=False, editable=False, help_text="A returning appliance must be resynced before healthy."
+    )
+    deletions_confirmed = models.BooleanField(
+        default=False, editable=False, help_text="An operator allowed the next job's sharp shrink."
+    )
 
     # The failover protocol (DESIGN §4a rules 3, 5, 6, 12).
     command_seq = models.BigIntegerField(default=0, editable=False)
@@ -154,6 +163,12 @@ class Cluster(models.Model):
     def effective_lease_s(self) -> float:
         return self.lease_s if self.lease_s is not None else 2 * self.heartbeat_interval
 
+    def replication_current(self, now=None) -> bool:
+        if self.last_replication_at is None or self.needs_resync:
+            return False
+        now = now or timezone.now()
+        return (now - self.last_replication_at).total_seconds() <= 2 * self.replication_interval
+
     def clean(self):
         from .rules import cluster_rule_errors, cluster_settings_errors, removal_errors
 
@@ -184,3 +199,60 @@ class Cluster(models.Model):
         if errors:
             raise ValidationError(errors)
         return super().delete(*args, **kwargs)
+
+
+class ReplicationJob(models.Model):
+    """One copy from the primary to the secondary, followed by the control plane while the
+    secondary's agent pulls the data straight from the primary (DESIGN §5)."""
+
+    class Kind(models.TextChoices):
+        INITIAL = "initial", "Initial sync"
+        INCREMENTAL = "incremental", "Incremental"
+        RESYNC = "resync", "Resync of a returning appliance"
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        ABORTED = "aborted", "Aborted"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="replication_jobs")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RUNNING)
+    source = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
+    target = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
+    epoch = models.PositiveIntegerField()
+    sync_id = models.CharField(max_length=100, blank=True)
+    files_total = models.PositiveIntegerField(default=0)
+    files_done = models.PositiveIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    bytes_done = models.BigIntegerField(default=0)
+    deleted = models.PositiveIntegerField(default=0)
+    quarantined = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    alive_at = models.DateTimeField(auto_now_add=True, help_text="Last progress seen; a stale one lost its worker.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # At most one job per cluster at a time: the insert of a second one fails.
+            models.UniqueConstraint(
+                fields=["cluster"], condition=Q(state="running"), name="one_running_replication_per_cluster"
+            )
+        ]
+        indexes = [models.Index(fields=["cluster", "-id"], name="replication_cluster_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.cluster} ({self.state})"
+
+    @property
+    def progress(self) -> float:
+        if self.state == self.State.SUCCEEDED:
+            return 100.0
+        if self.bytes_total:
+            return round(100.0 * self.bytes_done / self.bytes_total, 1)
+        if self.files_total:
+            return round(100.0 * self.files_done / self.files_total, 1)
+        return 0.0

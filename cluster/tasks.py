@@ -16,12 +16,12 @@ from django.utils import timezone
 
 from . import metrics
 from .agent_client import AgentClient
-from .choices import ClusterState, Role
+from .choices import ClusterState, Role, ServerState
 from .commands import RoleCommand, send_role
 from .failover import Failover
 from .heartbeat import SlotEvaluator, skewed_servers
 from .heartbeat_state import PREFIX, HeartbeatState
-from .models import Cluster, Server
+from .models import Cluster, ReplicationJob, Server
 from .probe import ClusterView, probe_slot
 
 log = logging.getLogger(__name__)
@@ -170,9 +170,7 @@ def configure_cluster(cluster_id: int) -> str:
         return "retrying"
     Server.objects.filter(pk=cluster.primary_id).update(role=Role.PRIMARY)
     Server.objects.filter(pk=cluster.secondary_id).update(role=Role.SECONDARY)
-    from .lifecycle import initial_sync
-
-    initial_sync(cluster)
+    replicate.delay(cluster_id, ReplicationJob.Kind.INITIAL)
     return "configured"
 
 
@@ -185,5 +183,64 @@ def reconcile_secondary(cluster_id: int) -> str:
     answer = send_role(cluster, cluster.secondary, RoleCommand(Role.SECONDARY, cluster.epoch, peer=cluster.primary))
     if answer.ok:
         Server.objects.filter(pk=cluster.secondary_id).update(role=Role.SECONDARY)
+        # Not healthy again until it holds the new primary's data (files only it has: quarantined).
+        Cluster.objects.filter(pk=cluster_id).update(needs_resync=True)
+        replicate.delay(cluster_id, ReplicationJob.Kind.RESYNC)
         return "configured"
     return f"not configured: {answer.error or answer.body}"
+
+
+@shared_task(ignore_result=True)
+def replicate(cluster_id: int, kind: str = ReplicationJob.Kind.INCREMENTAL) -> str:
+    """One replication job; at most one per cluster runs (DESIGN §5)."""
+    from .replication import Replication, start_job
+
+    cluster = Cluster.objects.select_related("primary", "secondary").filter(pk=cluster_id).first()
+    if cluster is None or cluster.state == ClusterState.FAILING_OVER or cluster.failover_request is not None:
+        return "not now"
+    if kind == ReplicationJob.Kind.INCREMENTAL and cluster.state == ClusterState.SYNCING:
+        kind = ReplicationJob.Kind.INITIAL
+    if kind == ReplicationJob.Kind.INCREMENTAL and cluster.needs_resync:
+        kind = ReplicationJob.Kind.RESYNC
+    job = start_job(cluster, kind)
+    if job is None:
+        return "a job is running"
+    return Replication(job).run()
+
+
+@shared_task(ignore_result=True)
+def dispatch_replication() -> int:
+    """Start the jobs that are due: each cluster every `replication_interval`, sooner after a failure
+    (backoff), and at once for a cluster that waits for its initial sync or a resync."""
+    from .replication import close_stale_jobs
+
+    close_stale_jobs()
+    now = timezone.now()
+    started = 0
+    running = set(
+        ReplicationJob.objects.filter(state=ReplicationJob.State.RUNNING).values_list("cluster_id", flat=True)
+    )
+    due = Cluster.objects.exclude(state=ClusterState.FAILING_OVER).filter(failover_request__isnull=True)
+    for cluster in due.exclude(secondary__state=ServerState.DOWN):  # nothing to copy to
+        if cluster.pk in running or not _replication_due(cluster, now):
+            continue
+        replicate.delay(cluster.pk)
+        started += 1
+    return started
+
+
+def _replication_due(cluster: Cluster, now) -> bool:
+    last = ReplicationJob.objects.filter(cluster=cluster).order_by("-id").only("state", "finished_at").first()
+    if last is None or last.finished_at is None:
+        return last is None and cluster.state != ClusterState.SYNCING  # a new cluster starts from configure
+    waited = (now - last.finished_at).total_seconds()
+    if last.state in (ReplicationJob.State.FAILED, ReplicationJob.State.ABORTED):
+        failures = 0
+        for job in ReplicationJob.objects.filter(cluster=cluster).order_by("-id").only("state")[:8]:
+            if job.state == ReplicationJob.State.SUCCEEDED:
+                break
+            failures += 1
+        return waited >= min(cluster.replication_interval, 2.0 * 2**failures)
+    if cluster.needs_resync or cluster.state == ClusterState.SYNCING:
+        return True
+    return waited >= cluster.replication_interval

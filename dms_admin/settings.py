@@ -156,9 +156,12 @@ CELERY_TASK_ROUTES = {
 # administrators can see and tune them.
 CELERY_BEAT_SCHEDULE: dict = {
     "dispatch-heartbeats": {"task": "cluster.tasks.dispatch_heartbeats", "schedule": 1.0},
+    "dispatch-replication": {"task": "cluster.tasks.dispatch_replication", "schedule": 5.0},
 }
 # How long a failover task's claim lasts without renewal before another worker takes over (§4a.6).
 FAILOVER_CLAIM_S = float(os.environ.get("FAILOVER_CLAIM_S", "3.0"))
+# A running replication job that reported no progress for this long lost its worker (DESIGN §5).
+REPLICATION_STALE_S = float(os.environ.get("REPLICATION_STALE_S", "30"))
 # Notification outbox sweeper: re-queues deliveries whose task was lost (alerts/delivery.py).
 CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {
     "task": "alerts.tasks.sweep_deliveries",

@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
-from cluster.api.views import ClusterViewSet, DeploymentViewSet, ServerViewSet, health
+from cluster.api.views import ClusterViewSet, DeploymentViewSet, ReplicationJobViewSet, ServerViewSet, health
 from cluster.endpoints import go, metrics
 from licensing.api.views import LicenseViewSet, PartNumberViewSet, SoftwareModuleViewSet
 
@@ -12,6 +12,7 @@ router = DefaultRouter()
 router.register("servers", ServerViewSet)
 router.register("clusters", ClusterViewSet)
 router.register("deployments", DeploymentViewSet)
+router.register("replication-jobs", ReplicationJobViewSet)
 router.register("licenses", LicenseViewSet)
 router.register("modules", SoftwareModuleViewSet)
 router.register("part-numbers", PartNumberViewSet)

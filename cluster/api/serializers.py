@@ -1,9 +1,11 @@
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dms_admin.api import FullCleanSerializer
 
-from ..models import Cluster, Deployment, Server
+from ..models import Cluster, Deployment, ReplicationJob, Server
+from ..replication import DELETIONS_PAUSED
 
 
 class ServerSerializer(FullCleanSerializer):
@@ -81,8 +83,21 @@ class ClusterSerializer(FullCleanSerializer):
 
     @extend_schema_field(ReplicationSerializer)
     def get_replication(self, cluster: Cluster) -> dict:
-        # Replication jobs arrive with their own issue; until then nothing has been replicated.
-        return {"state": "never", "last_success_at": None, "lag_s": None, "current": False}
+        now = timezone.now()
+        last = cluster.last_replication_at
+        job_state, job_error = getattr(cluster, "last_job_state", None), getattr(cluster, "last_job_error", "") or ""
+        if cluster.needs_resync:
+            state = "resync needed"
+        elif job_error.startswith(DELETIONS_PAUSED):
+            state = "deletions paused"
+        else:
+            state = job_state or "never"
+        return {
+            "state": state,
+            "last_success_at": last,
+            "lag_s": round((now - last).total_seconds(), 1) if last else None,
+            "current": cluster.replication_current(now),
+        }
 
 
 class DeploymentSerializer(FullCleanSerializer):
@@ -91,3 +106,32 @@ class DeploymentSerializer(FullCleanSerializer):
     class Meta:
         model = Deployment
         fields = ["id", "name", "kind", "description", "clusters"]
+
+
+class ReplicationJobSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True)
+    files = serializers.IntegerField(source="files_done", read_only=True)
+    bytes = serializers.IntegerField(source="bytes_done", read_only=True)
+
+    class Meta:
+        model = ReplicationJob
+        fields = [
+            "id",
+            "cluster",
+            "kind",
+            "state",
+            "progress",
+            "files",
+            "bytes",
+            "files_total",
+            "bytes_total",
+            "deleted",
+            "quarantined",
+            "source",
+            "target",
+            "epoch",
+            "started_at",
+            "finished_at",
+            "error",
+        ]
+        read_only_fields = fields

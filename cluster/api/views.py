@@ -10,10 +10,11 @@ from rest_framework.response import Response
 from dms_admin.api import as_drf_error
 
 from ..failover import preflight_switchover, request_switchover
-from ..filtersets import ClusterFilterSet, DeploymentFilterSet, ServerFilterSet
-from ..models import Cluster, Deployment, Server
-from ..tasks import run_failover
-from .serializers import ClusterSerializer, DeploymentSerializer, ServerSerializer
+from ..filtersets import ClusterFilterSet, DeploymentFilterSet, ReplicationJobFilterSet, ServerFilterSet
+from ..models import Cluster, Deployment, ReplicationJob, Server
+from ..replication import with_last_job
+from ..tasks import replicate, run_failover
+from .serializers import ClusterSerializer, DeploymentSerializer, ReplicationJobSerializer, ServerSerializer
 
 
 class ServerViewSet(viewsets.ModelViewSet):
@@ -23,10 +24,31 @@ class ServerViewSet(viewsets.ModelViewSet):
 
 
 class ClusterViewSet(viewsets.ModelViewSet):
-    queryset = Cluster.objects.all()
+    queryset = with_last_job(Cluster.objects.all())
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
-    operator_actions = {"switchover"}
+    operator_actions = {"switchover", "replicate", "confirm_deletions"}
+
+    @extend_schema(
+        request=None, responses={202: inline_serializer("ReplicateAccepted", {"status": serializers.CharField()})}
+    )
+    @action(detail=True, methods=["post"])
+    def replicate(self, request, pk=None):
+        """Start a replication job now (202); the job list shows its progress."""
+        cluster = self.get_object()
+        replicate.delay(cluster.pk)
+        return Response({"status": "replication job queued"}, status=202)
+
+    @extend_schema(
+        request=None, responses={202: inline_serializer("DeletionsConfirmed", {"status": serializers.CharField()})}
+    )
+    @action(detail=True, methods=["post"], url_path="confirm-deletions")
+    def confirm_deletions(self, request, pk=None):
+        """An operator confirms that a sharp shrink of the primary's files is intended (DESIGN §5)."""
+        cluster = self.get_object()
+        Cluster.objects.filter(pk=cluster.pk).update(deletions_confirmed=True)
+        replicate.delay(cluster.pk)
+        return Response({"status": "deletions confirmed; replication job queued"}, status=202)
 
     @extend_schema(
         request=None,
@@ -59,6 +81,12 @@ class ClusterViewSet(viewsets.ModelViewSet):
             instance.delete()
         except ValidationError as error:
             raise as_drf_error(error) from error
+
+
+class ReplicationJobViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = ReplicationJob.objects.all()
+    serializer_class = ReplicationJobSerializer
+    filterset_class = ReplicationJobFilterSet
 
 
 class DeploymentViewSet(viewsets.ModelViewSet):
