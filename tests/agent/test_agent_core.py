@@ -20,25 +20,40 @@ class Clock:
         self.wall += seconds
 
 
-def make_core(clock: Clock, state: dict[str, Any] | None = None,
-              saved: list[dict[str, Any]] | None = None,
-              log: list[dict[str, Any]] | None = None) -> AgentCore:
-    return AgentCore(mono=lambda: clock.mono, wall=lambda: clock.wall, state=state,
-                     persist=(saved.append if saved is not None else None),
-                     serving_log=(log.append if log is not None else None), name="t")
+def make_core(
+    clock: Clock,
+    state: dict[str, Any] | None = None,
+    saved: list[dict[str, Any]] | None = None,
+    log: list[dict[str, Any]] | None = None,
+) -> AgentCore:
+    return AgentCore(
+        mono=lambda: clock.mono,
+        wall=lambda: clock.wall,
+        state=state,
+        persist=(saved.append if saved is not None else None),
+        serving_log=(log.append if log is not None else None),
+        name="t",
+    )
 
 
 def role(core: AgentCore, role: str, epoch: int, seq: int, **kw: Any) -> dict[str, Any]:
-    body = {"role": role, "epoch": epoch, "seq": seq, "peer_url": "http://peer",
-            "peer_token": "p", "interval_s": 1.0, "lease_s": 2.0, "max_grant_delay": 0.25,
-            "max_clock_skew": 0.1, **kw}
+    body = {
+        "role": role,
+        "epoch": epoch,
+        "seq": seq,
+        "peer_url": "http://peer",
+        "peer_token": "p",
+        "interval_s": 1.0,
+        "lease_s": 2.0,
+        "max_grant_delay": 0.25,
+        "max_clock_skew": 0.1,
+        **kw,
+    }
     return core.apply_role(body)
 
 
-def grant(core: AgentCore, clock: Clock, epoch: int = 1, lease_s: float = 2.0,
-          delay: float = 0.0) -> dict[str, Any]:
-    return core.heartbeat({"epoch": epoch, "lease_s": lease_s, "sent_at": clock.wall - delay},
-                          clock.mono, clock.wall)
+def grant(core: AgentCore, clock: Clock, epoch: int = 1, lease_s: float = 2.0, delay: float = 0.0) -> dict[str, Any]:
+    return core.heartbeat({"epoch": epoch, "lease_s": lease_s, "sent_at": clock.wall - delay}, clock.mono, clock.wall)
 
 
 @pytest.fixture
@@ -74,12 +89,18 @@ def test_it_never_shortens_a_lease(clock: Clock) -> None:
     assert core.lease_until == until
 
 
-@pytest.mark.parametrize("epoch,delay,reason", [
-    (2, 0.0, "epoch"), (0, 0.0, "epoch"),
-    (1, 0.3, "max_grant_delay"), (1, -0.2, "max_clock_skew"),
-])
+@pytest.mark.parametrize(
+    "epoch,delay,reason",
+    [
+        (2, 0.0, "epoch"),
+        (0, 0.0, "epoch"),
+        (1, 0.3, "max_grant_delay"),
+        (1, -0.2, "max_clock_skew"),
+    ],
+)
 def test_it_refuses_grants_of_another_epoch_or_outside_the_time_window(
-        clock: Clock, epoch: int, delay: float, reason: str) -> None:
+    clock: Clock, epoch: int, delay: float, reason: str
+) -> None:
     core = make_core(clock)
     role(core, "primary", 1, 1)
     answer = grant(core, clock, epoch=epoch, delay=delay)
@@ -118,15 +139,18 @@ def test_it_refuses_commands_not_newer_than_held(clock: Clock, epoch: int, seq: 
     assert (info.value.answer["epoch"], info.value.answer["seq"]) == (1, 5)
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"role": "boss", "epoch": 1, "seq": 1}, "role"),
-    ({"role": "primary", "epoch": "1", "seq": 1}, "epoch"),
-    ({"role": "primary", "epoch": 1}, "seq"),
-    ({"role": "primary", "epoch": True, "seq": 1}, "epoch"),
-    ({"role": "primary", "epoch": 1, "seq": 1, "lease_s": "x"}, "lease_s"),
-    ({"role": "candidate", "epoch": 1, "seq": 1}, "candidacy"),
-    ([1, 2], "object"),
-])
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"role": "boss", "epoch": 1, "seq": 1}, "role"),
+        ({"role": "primary", "epoch": "1", "seq": 1}, "epoch"),
+        ({"role": "primary", "epoch": 1}, "seq"),
+        ({"role": "primary", "epoch": True, "seq": 1}, "epoch"),
+        ({"role": "primary", "epoch": 1, "seq": 1, "lease_s": "x"}, "lease_s"),
+        ({"role": "candidate", "epoch": 1, "seq": 1}, "candidacy"),
+        ([1, 2], "object"),
+    ],
+)
 def test_it_explains_malformed_commands(clock: Clock, body: Any, field: str) -> None:
     with pytest.raises(BadRequest, match=field):
         make_core(clock).apply_role(body)
@@ -183,8 +207,7 @@ def test_candidacy_reverts_to_secondary_after_its_deadline(clock: Clock) -> None
     core.expire()
     assert core.role == "secondary" and core.candidacy is None
     with pytest.raises(Refused, match="not candidate"):
-        role(core, "primary", 2, 3, candidacy={"id": "c1"},
-             grant={"lease_s": 2, "sent_at": clock.wall})
+        role(core, "primary", 2, 3, candidacy={"id": "c1"}, grant={"lease_s": 2, "sent_at": clock.wall})
 
 
 def test_promotion_needs_the_candidacy_id(clock: Clock) -> None:
@@ -192,12 +215,10 @@ def test_promotion_needs_the_candidacy_id(clock: Clock) -> None:
     role(core, "secondary", 1, 1)
     role(core, "candidate", 1, 2, candidacy={"id": "c1", "deadline_s": 5})
     with pytest.raises(Refused, match="c1"):
-        role(core, "primary", 2, 3, candidacy={"id": "other"},
-             grant={"lease_s": 2, "sent_at": clock.wall})
+        role(core, "primary", 2, 3, candidacy={"id": "other"}, grant={"lease_s": 2, "sent_at": clock.wall})
     with pytest.raises(Refused, match="candidacy id"):
         role(core, "primary", 2, 4)
-    answer = role(core, "primary", 2, 5, candidacy={"id": "c1"},
-                  grant={"lease_s": 2, "sent_at": clock.wall})
+    answer = role(core, "primary", 2, 5, candidacy={"id": "c1"}, grant={"lease_s": 2, "sent_at": clock.wall})
     assert answer["role"] == "primary" and answer["grant_accepted"]
     assert core.is_serving(True)
 
@@ -258,8 +279,10 @@ def test_inventory_commands_are_ordered_and_keep_the_epoch(clock: Clock) -> None
 
 def test_read_serving_intervals_merges_and_caps(tmp_path) -> None:
     path = tmp_path / "serving.log"
-    path.write_text('{"start": 1, "end": 3, "epoch": 1}\n{"start": 2, "end": 4, "epoch": 1}\n'
-                    '{"stop": 3.5}\n{"start": 10, "end": 12, "epoch": 1}\n{"start": 11, "en')
+    path.write_text(
+        '{"start": 1, "end": 3, "epoch": 1}\n{"start": 2, "end": 4, "epoch": 1}\n'
+        '{"stop": 3.5}\n{"start": 10, "end": 12, "epoch": 1}\n{"start": 11, "en'
+    )
     assert read_serving_intervals(path) == [(1.0, 3.5), (10.0, 12.0)]
     assert read_serving_intervals(tmp_path / "missing.log") == []
 

@@ -16,8 +16,7 @@ def sha(data: bytes) -> str:
 
 
 def put(agent, path: str, data: bytes, digest: str | None = None):
-    return agent.request("PUT", "/v1/data/files/" + path, raw=data,
-                         headers={"X-Sha256": digest or sha(data)})
+    return agent.request("PUT", "/v1/data/files/" + path, raw=data, headers={"X-Sha256": digest or sha(data)})
 
 
 def leftovers(agent) -> list[str]:
@@ -85,7 +84,7 @@ def test_an_oversized_body_is_refused_and_leaves_nothing(agent) -> None:
         conn.endheaders()
         try:
             for i in range(0, len(big), 65536):
-                chunk = big[i:i + 65536]
+                chunk = big[i : i + 65536]
                 conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             conn.send(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
@@ -96,18 +95,20 @@ def test_an_oversized_body_is_refused_and_leaves_nothing(agent) -> None:
     assert leftovers(agent) == []
 
 
-@pytest.mark.parametrize("path,status", [
-    ("%2e%2e/escape.txt", 400),
-    ("a/%2e%2e/%2e%2e/escape.txt", 400),
-    ("%2Fetc%2Fpasswd", 400),
-    ("a//b", 400),
-    ("./a", 400),
-    (".dms-tmp/x", 403),
-])
+@pytest.mark.parametrize(
+    "path,status",
+    [
+        ("%2e%2e/escape.txt", 400),
+        ("a/%2e%2e/%2e%2e/escape.txt", 400),
+        ("%2Fetc%2Fpasswd", 400),
+        ("a//b", 400),
+        ("./a", 400),
+        (".dms-tmp/x", 403),
+    ],
+)
 def test_paths_outside_the_data_dir_are_refused(agent, path: str, status: int) -> None:
     for method in ("GET", "PUT", "DELETE"):
-        answer_status, body = agent.request(method, "/v1/data/files/" + path, raw=b"x",
-                                            headers={"X-Sha256": sha(b"x")})
+        answer_status, body = agent.request(method, "/v1/data/files/" + path, raw=b"x", headers={"X-Sha256": sha(b"x")})
         assert answer_status == status, (method, path, body)
     assert not (agent.base_dir / "escape.txt").exists()
     assert leftovers(agent) == []

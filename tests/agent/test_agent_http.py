@@ -25,9 +25,13 @@ def test_it_starts_unconfigured_and_does_not_serve(agent_factory) -> None:
 
 def test_it_refuses_calls_without_the_token(agent_factory) -> None:
     agent = agent_factory("a1")
-    for method, path in [("POST", "/v1/heartbeat"), ("POST", "/v1/role"),
-                         ("GET", "/v1/inventory"), ("GET", "/v1/data/manifest"),
-                         ("GET", "/v1/data/files/x")]:
+    for method, path in [
+        ("POST", "/v1/heartbeat"),
+        ("POST", "/v1/role"),
+        ("GET", "/v1/inventory"),
+        ("GET", "/v1/data/manifest"),
+        ("GET", "/v1/data/files/x"),
+    ]:
         status, body = agent.request(method, path, {"epoch": 1}, auth=False)
         assert status == 401 and "error" in body, (method, path)
         status, body = agent.request(method, path, {"epoch": 1}, token="wrong")
@@ -35,15 +39,18 @@ def test_it_refuses_calls_without_the_token(agent_factory) -> None:
     assert "test-agent-token" not in agent.log_text()
 
 
-@pytest.mark.parametrize("raw,message", [
-    (b"{not json", "not valid JSON"),
-    (b"[1, 2]", "JSON object"),
-    (b'{"epoch": "one", "lease_s": 1, "sent_at": 1}', "epoch"),
-    (b'{"epoch": 1, "lease_s": -1, "sent_at": 1}', "lease_s"),
-    (b'{"epoch": 1, "lease_s": 1}', "sent_at"),
-    (b"", "JSON object"),
-    (b"\xff\xfe", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"epoch": "one", "lease_s": 1, "sent_at": 1}', "epoch"),
+        (b'{"epoch": 1, "lease_s": -1, "sent_at": 1}', "lease_s"),
+        (b'{"epoch": 1, "lease_s": 1}', "sent_at"),
+        (b"", "JSON object"),
+        (b"\xff\xfe", "not valid JSON"),
+    ],
+)
 def test_it_answers_400_to_bad_heartbeats(agent_factory, raw: bytes, message: str) -> None:
     agent = agent_factory("a1")
     status, body = agent.request("POST", "/v1/heartbeat", raw=raw)
@@ -67,8 +74,12 @@ def test_it_refuses_stale_commands_with_what_it_holds(agent_factory) -> None:
     for epoch, seq in [(2, 10), (2, 9), (1, 99)]:
         status, body = agent.role("primary", epoch, seq)
         assert status == 409
-        assert {k: body[k] for k in ("role", "epoch", "seq", "candidacy")} == \
-            {"role": "secondary", "epoch": 2, "seq": 10, "candidacy": None}
+        assert {k: body[k] for k in ("role", "epoch", "seq", "candidacy")} == {
+            "role": "secondary",
+            "epoch": 2,
+            "seq": 10,
+            "candidacy": None,
+        }
         assert "last_grant_sent_age_s" in body and body["error"]
 
 
@@ -85,20 +96,30 @@ def test_role_epoch_and_seq_survive_a_restart(agent_factory) -> None:
 
 
 def test_inventory_is_seeded_then_installed_in_order(agent_factory) -> None:
-    seed = {"system": {"part_number": "DMM-FA-C210-K9", "hardware": {"cpu_count": 2},
-                       "configuration": {"ntp": "a"}},
-            "licenses": [], "modules": []}
+    seed = {
+        "system": {"part_number": "DMM-FA-C210-K9", "hardware": {"cpu_count": 2}, "configuration": {"ntp": "a"}},
+        "licenses": [],
+        "modules": [],
+    }
     agent = agent_factory("a1", inventory=seed)
     status, inv = agent.request("GET", "/v1/inventory")
     assert status == 200 and inv["system"]["part_number"] == "DMM-FA-C210-K9"
     agent.role("secondary", 1, 1)
-    update = {"epoch": 1, "seq": 2, "licenses": [{"key": "L1"}], "modules": ["m1"],
-              "system": {"part_number": "EVIL", "configuration": {"ntp": "b"}}}
+    update = {
+        "epoch": 1,
+        "seq": 2,
+        "licenses": [{"key": "L1"}],
+        "modules": ["m1"],
+        "system": {"part_number": "EVIL", "configuration": {"ntp": "b"}},
+    }
     status, inv = agent.request("PUT", "/v1/inventory", update)
     assert status == 200
     assert inv["licenses"] == [{"key": "L1"}] and inv["modules"] == ["m1"]
-    assert inv["system"] == {"part_number": "DMM-FA-C210-K9", "hardware": {"cpu_count": 2},
-                             "configuration": {"ntp": "b"}}
+    assert inv["system"] == {
+        "part_number": "DMM-FA-C210-K9",
+        "hardware": {"cpu_count": 2},
+        "configuration": {"ntp": "b"},
+    }
     status, body = agent.request("PUT", "/v1/inventory", update)
     assert status == 409 and body["seq"] == 2
     status, body = agent.request("PUT", "/v1/inventory", {"epoch": 1, "seq": 3, "licenses": 5})
@@ -110,32 +131,49 @@ def test_inventory_is_seeded_then_installed_in_order(agent_factory) -> None:
 def test_checks_decide_serving_and_are_reported(agent_factory, tmp_path) -> None:
     flag = tmp_path / "db-ok"
     flag.touch()
-    agent = agent_factory("a1", checks=[
-        {"name": "db", "command": f"test -e {flag}", "critical": True, "interval": 0.1},
-        {"name": "disk", "command": "exit 3", "critical": False, "interval": 0.1},
-        {"name": "slow", "command": "sleep 5", "critical": False, "interval": 0.1,
-         "timeout": 0.2},
-    ])
+    agent = agent_factory(
+        "a1",
+        checks=[
+            {"name": "db", "command": f"test -e {flag}", "critical": True, "interval": 0.1},
+            {"name": "disk", "command": "exit 3", "critical": False, "interval": 0.1},
+            {"name": "slow", "command": "sleep 5", "critical": False, "interval": 0.1, "timeout": 0.2},
+        ],
+    )
     agent.role("primary", 1, 1, lease_s=30)
     agent.heartbeat(1, 30)
     agent.wait_primary_status(200)
     flag.unlink()
     agent.wait_primary_status(503)
-    answer = wait_until(lambda: (a := agent.heartbeat(1, 0))["services"][0]
-                        ["consecutive_failures"] >= 2 and a, 5, message="two failures")
+    answer = wait_until(
+        lambda: (a := agent.heartbeat(1, 0))["services"][0]["consecutive_failures"] >= 2 and a,
+        5,
+        message="two failures",
+    )
     assert answer["services"][0]["name"] == "db" and answer["services"][0]["ok"] is False
-    assert answer["components"] == [{"name": "disk", "ok": False},
-                                    {"name": "slow", "ok": False}]
+    assert answer["components"] == [{"name": "disk", "ok": False}, {"name": "slow", "ok": False}]
     flag.touch()
     agent.wait_primary_status(200)  # the lease still holds; the check recovered
 
 
 def test_help_documents_every_option() -> None:
-    out = subprocess.run([sys.executable, "-m", "agent", "--help"], cwd=REPO_ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    for option in ["--name", "--heartbeat-listen", "--intranet-listen", "--data-dir",
-                   "--state-dir", "--token", "--tls-cert", "--tls-key", "--check",
-                   "--clock-offset", "--inventory", "--max-body-mb", "--config"]:
+    out = subprocess.run(
+        [sys.executable, "-m", "agent", "--help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    for option in [
+        "--name",
+        "--heartbeat-listen",
+        "--intranet-listen",
+        "--data-dir",
+        "--state-dir",
+        "--token",
+        "--tls-cert",
+        "--tls-key",
+        "--check",
+        "--clock-offset",
+        "--inventory",
+        "--max-body-mb",
+        "--config",
+    ]:
         assert option in out
 
 
@@ -143,15 +181,30 @@ def test_it_starts_from_a_config_file_that_flags_override(tmp_path) -> None:
     from tests.support.agents import AgentProcess, free_port
 
     port = free_port()
-    config = {"name": "from-file", "heartbeat_listen": f"127.0.0.1:{free_port()}",
-              "data_dir": str(tmp_path / "d"), "state_dir": str(tmp_path / "s"),
-              "token": "file-token", "checks": [{"name": "ok", "command": "true"}]}
+    config = {
+        "name": "from-file",
+        "heartbeat_listen": f"127.0.0.1:{free_port()}",
+        "data_dir": str(tmp_path / "d"),
+        "state_dir": str(tmp_path / "s"),
+        "token": "file-token",
+        "checks": [{"name": "ok", "command": "true"}],
+    }
     (tmp_path / "c.json").write_text(json.dumps(config))
     agent = AgentProcess(tmp_path, "x", token="file-token")
     agent.heartbeat_port = port
-    proc = subprocess.Popen([sys.executable, "-m", "agent", "--config", str(tmp_path / "c.json"),
-                             "--heartbeat-listen", f"127.0.0.1:{port}"], cwd=REPO_ROOT,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "--config",
+            str(tmp_path / "c.json"),
+            "--heartbeat-listen",
+            f"127.0.0.1:{port}",
+        ],
+        cwd=REPO_ROOT,
+        stderr=subprocess.DEVNULL,
+    )
     agent.proc = proc
     try:
         agent.wait_ready(10)
@@ -164,9 +217,14 @@ def test_it_starts_from_a_config_file_that_flags_override(tmp_path) -> None:
 
 
 def test_a_missing_required_option_is_one_clear_line(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "agent", "--name", "x"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=20,
-                            env={"PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "--name", "x"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 2
     assert "--heartbeat-listen" in result.stderr and "Traceback" not in result.stderr
 
@@ -190,8 +248,21 @@ def test_heartbeat_and_role_answers_have_the_documented_shape(agent_factory) -> 
     assert {"role", "epoch", "seq", "candidacy", "last_grant_sent_age_s"} <= set(role_answer)
     assert set(role_answer["candidacy"]) == {"id", "deadline_s", "remaining_s"}
     answer = agent.heartbeat(1, 0)
-    assert set(answer) == {"name", "role", "epoch", "seq", "candidacy", "now", "lease_until",
-                           "lease_remaining_s", "uptime_s", "services", "components", "peer",
-                           "grant_accepted", "grant_refused_reason"}
+    assert set(answer) == {
+        "name",
+        "role",
+        "epoch",
+        "seq",
+        "candidacy",
+        "now",
+        "lease_until",
+        "lease_remaining_s",
+        "uptime_s",
+        "services",
+        "components",
+        "peer",
+        "grant_accepted",
+        "grant_refused_reason",
+    }
     assert set(answer["peer"]) == {"ok", "last_answer_age_s", "last_grant_sent_age_s"}
     assert set(answer["services"][0]) == {"name", "critical", "ok", "consecutive_failures"}

@@ -37,14 +37,16 @@ def test_grants_of_another_epoch_are_refused(agent_factory) -> None:
     assert agent.heartbeat(2, 1.0)["grant_accepted"] is True  # seq plays no part
 
 
-@pytest.mark.parametrize("offset,accepted,reason", [
-    (0.5, False, "max_grant_delay"),  # agent's clock ahead: the grant looks 0.5 s old
-    (-1.0, False, "max_clock_skew"),  # agent's clock behind: the grant comes from the future
-    (0.05, True, None),  # margins leave room for a loaded test machine's latency
-    (-0.08, True, None),
-])
-def test_grants_are_judged_by_sent_at_on_the_agents_clock(agent_factory, offset: float,
-                                                          accepted: bool, reason) -> None:
+@pytest.mark.parametrize(
+    "offset,accepted,reason",
+    [
+        (0.5, False, "max_grant_delay"),  # agent's clock ahead: the grant looks 0.5 s old
+        (-1.0, False, "max_clock_skew"),  # agent's clock behind: the grant comes from the future
+        (0.05, True, None),  # margins leave room for a loaded test machine's latency
+        (-0.08, True, None),
+    ],
+)
+def test_grants_are_judged_by_sent_at_on_the_agents_clock(agent_factory, offset: float, accepted: bool, reason) -> None:
     agent = agent_factory("p", clock_offset=offset)
     agent.role("primary", 1, 1)
     answer = agent.heartbeat(1, 1.0)

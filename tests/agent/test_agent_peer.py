@@ -13,8 +13,7 @@ pytestmark = pytest.mark.integration
 
 INTERVAL = 0.2
 LEASE = 0.6
-SETTINGS = {"interval_s": INTERVAL, "lease_s": LEASE, "max_grant_delay": 0.25,
-            "max_clock_skew": 0.1}
+SETTINGS = {"interval_s": INTERVAL, "lease_s": LEASE, "max_grant_delay": 0.25, "max_clock_skew": 0.1}
 
 
 def pair(agent_factory, **overrides: float) -> tuple[AgentProcess, AgentProcess]:
@@ -22,10 +21,14 @@ def pair(agent_factory, **overrides: float) -> tuple[AgentProcess, AgentProcess]
     settings = {**SETTINGS, **overrides}
     primary = agent_factory("p")
     secondary = agent_factory("s")
-    assert primary.role("primary", 1, 1, peer_url=secondary.heartbeat_url,
-                        peer_token=secondary.token, **settings)[0] == 200
-    assert secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url,
-                          peer_token=primary.token, **settings)[0] == 200
+    assert (
+        primary.role("primary", 1, 1, peer_url=secondary.heartbeat_url, peer_token=secondary.token, **settings)[0]
+        == 200
+    )
+    assert (
+        secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token, **settings)[0]
+        == 200
+    )
     return primary, secondary
 
 
@@ -52,15 +55,17 @@ def test_secondary_stops_granting_after_a_missed_answer_and_resumes(agent_factor
     try:
         wait_until(lambda: peer_of(secondary)["ok"] is False, 3, message="peer silent")
         first = peer_of(secondary)["last_grant_sent_age_s"]
-        wait_until(lambda: peer_of(secondary)["last_grant_sent_age_s"] > first + 3 * INTERVAL,
-                   3, message="no new grant for three slots")
+        wait_until(
+            lambda: peer_of(secondary)["last_grant_sent_age_s"] > first + 3 * INTERVAL,
+            3,
+            message="no new grant for three slots",
+        )
     finally:
         primary.cont()
     # The queued grants arrive too old; fresh ones follow once it answers again.
     wait_until(lambda: peer_of(secondary)["ok"] is True, 3, message="peer answers again")
     primary.wait_primary_status(200, timeout=3)
-    wait_until(lambda: peer_of(secondary)["last_grant_sent_age_s"] < INTERVAL * 2, 3,
-               message="granting again")
+    wait_until(lambda: peer_of(secondary)["last_grant_sent_age_s"] < INTERVAL * 2, 3, message="granting again")
     assert "stopped granting" in secondary.log_text()
 
 
@@ -71,16 +76,16 @@ def test_a_dead_primary_gets_no_more_grants(agent_factory) -> None:
     wait_until(lambda: peer_of(secondary)["ok"] is False, 3, message="peer down")
     # Later slots carry lease_s 0 (and refused ones are undone): the age only grows.
     age = peer_of(secondary)["last_grant_sent_age_s"]
-    wait_until(lambda: peer_of(secondary)["last_grant_sent_age_s"] > age + 2 * INTERVAL, 3,
-               message="age grows")
+    wait_until(lambda: peer_of(secondary)["last_grant_sent_age_s"] > age + 2 * INTERVAL, 3, message="age grows")
 
 
 def test_candidacy_failover_never_overlaps(agent_factory) -> None:
     primary, secondary = pair(agent_factory)
     primary.wait_primary_status(200, timeout=3)
     with PrimaryPoller([primary.heartbeat_url, secondary.heartbeat_url]) as poller:
-        status, answer = secondary.role("candidate", 1, 3, peer_url=primary.heartbeat_url,
-                                        candidacy={"id": "c-1", "deadline_s": 10}, **SETTINGS)
+        status, answer = secondary.role(
+            "candidate", 1, 3, peer_url=primary.heartbeat_url, candidacy={"id": "c-1", "deadline_s": 10}, **SETTINGS
+        )
         assert status == 200 and answer["role"] == "candidate"
         assert answer["candidacy"]["id"] == "c-1"
         age = answer["last_grant_sent_age_s"]
@@ -90,20 +95,33 @@ def test_candidacy_failover_never_overlaps(agent_factory) -> None:
         deadline = time.monotonic() + wait_s
         primary.wait_primary_status(503, timeout=wait_s + 0.5)
         wait_until(lambda: time.monotonic() >= deadline, wait_s + 0.5, message="wait")
-        status, body = secondary.role("primary", 2, 4, candidacy={"id": "c-0"},
-                                      grant={"lease_s": LEASE, "sent_at": time.time()},
-                                      peer_url=primary.heartbeat_url, **SETTINGS)
+        status, body = secondary.role(
+            "primary",
+            2,
+            4,
+            candidacy={"id": "c-0"},
+            grant={"lease_s": LEASE, "sent_at": time.time()},
+            peer_url=primary.heartbeat_url,
+            **SETTINGS,
+        )
         assert status == 409 and body["role"] == "candidate"
-        status, body = secondary.role("primary", 2, 5, candidacy={"id": "c-1"},
-                                      grant={"lease_s": 5.0, "sent_at": time.time()},
-                                      peer_url=primary.heartbeat_url, **SETTINGS)
+        status, body = secondary.role(
+            "primary",
+            2,
+            5,
+            candidacy={"id": "c-1"},
+            grant={"lease_s": 5.0, "sent_at": time.time()},
+            peer_url=primary.heartbeat_url,
+            **SETTINGS,
+        )
         assert status == 200 and body["grant_accepted"] is True
         assert secondary.primary_status() == 200
         # Best-effort demotion of the old primary; it then grants the new one.
-        assert primary.role("secondary", 2, 6, peer_url=secondary.heartbeat_url,
-                            peer_token=secondary.token, **SETTINGS)[0] == 200
-        wait_until(lambda: poller.count(secondary.heartbeat_url, 200) >= 5, 5,
-                   message="new primary served")
+        assert (
+            primary.role("secondary", 2, 6, peer_url=secondary.heartbeat_url, peer_token=secondary.token, **SETTINGS)[0]
+            == 200
+        )
+        wait_until(lambda: poller.count(secondary.heartbeat_url, 200) >= 5, 5, message="new primary served")
     poller.check_no_overlap()
     assert_no_overlap(primary.serving_intervals(), secondary.serving_intervals())
     assert peer_of(primary)["ok"] is True  # the old primary now grants the new one
@@ -114,11 +132,11 @@ def test_a_candidacy_reverts_by_itself_and_cannot_be_promoted_after(agent_factor
     primary.wait_primary_status(200, timeout=3)
     secondary.role("candidate", 1, 3, candidacy={"id": "c-1", "deadline_s": 0.8}, **SETTINGS)
     primary.wait_primary_status(503, timeout=2)  # nobody grants any more
-    wait_until(lambda: secondary.heartbeat(0, 0)["role"] == "secondary", 3,
-               message="reverted to secondary")
+    wait_until(lambda: secondary.heartbeat(0, 0)["role"] == "secondary", 3, message="reverted to secondary")
     primary.wait_primary_status(200, timeout=3)  # granting resumed
-    status, body = secondary.role("primary", 2, 4, candidacy={"id": "c-1"},
-                                  grant={"lease_s": LEASE, "sent_at": time.time()}, **SETTINGS)
+    status, body = secondary.role(
+        "primary", 2, 4, candidacy={"id": "c-1"}, grant={"lease_s": LEASE, "sent_at": time.time()}, **SETTINGS
+    )
     assert status == 409 and body["role"] == "secondary"
     assert "passed its deadline" in secondary.log_text()
 

@@ -24,10 +24,12 @@ def poller_with(answers: dict[str, list[tuple[float, float, int | None]]]) -> Pr
 
 
 def test_poller_accepts_a_clean_handover() -> None:
-    poller = poller_with({
-        "a": [(0.0, 0.01, 200), (0.1, 0.11, 200), (0.2, 0.21, 503), (0.3, 0.31, 503)],
-        "b": [(0.0, 0.01, 503), (0.1, 0.11, 503), (0.2, 0.21, 503), (0.3, 0.31, 200)],
-    })
+    poller = poller_with(
+        {
+            "a": [(0.0, 0.01, 200), (0.1, 0.11, 200), (0.2, 0.21, 503), (0.3, 0.31, 503)],
+            "b": [(0.0, 0.01, 503), (0.1, 0.11, 503), (0.2, 0.21, 503), (0.3, 0.31, 200)],
+        }
+    )
     poller.check_no_overlap()
 
 
@@ -38,9 +40,11 @@ def test_poller_accepts_uncertain_windows() -> None:
 
 
 def test_poller_reports_a_200_inside_anothers_certain_span() -> None:
-    poller = poller_with({
-        "a": [(0.0, 0.01, 200), (0.1, 0.11, 200), (0.2, 0.21, 200), (0.3, 0.31, None)],
-        "b": [(0.05, 0.06, 503), (0.15, 0.16, 200)],
-    })
+    poller = poller_with(
+        {
+            "a": [(0.0, 0.01, 200), (0.1, 0.11, 200), (0.2, 0.21, 200), (0.3, 0.31, None)],
+            "b": [(0.05, 0.06, 503), (0.15, 0.16, 200)],
+        }
+    )
     with pytest.raises(AssertionError, match="two primaries"):
         poller.check_no_overlap()

@@ -17,8 +17,7 @@ from tests.support.agents import REPO_ROOT, free_port, wait_until
 pytestmark = pytest.mark.integration
 
 
-def test_tls_serves_both_listeners_and_secondary_grants_over_https(agent_factory,
-                                                                   tls_cert) -> None:
+def test_tls_serves_both_listeners_and_secondary_grants_over_https(agent_factory, tls_cert) -> None:
     cert, _ = tls_cert
     primary = agent_factory("p", tls=tls_cert)
     secondary = agent_factory("s", tls=tls_cert, peer_ca=cert)
@@ -26,12 +25,10 @@ def test_tls_serves_both_listeners_and_secondary_grants_over_https(agent_factory
     assert primary.primary_status() == 503
     assert primary.primary_status(primary.intranet_url) == 503
     with pytest.raises((OSError, http.client.HTTPException)):  # plain HTTP gets no answer
-        urllib.request.urlopen(f"http://127.0.0.1:{primary.heartbeat_port}/v1/primary",
-                               timeout=2)
+        urllib.request.urlopen(f"http://127.0.0.1:{primary.heartbeat_port}/v1/primary", timeout=2)
     settings = {"interval_s": 0.2, "lease_s": 0.6}
     primary.role("primary", 1, 1, **settings)
-    secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token,
-                   **settings)
+    secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token, **settings)
     primary.wait_primary_status(200, timeout=3)  # granted by the secondary, over verified TLS
     assert secondary.heartbeat(0, 0)["peer"]["ok"] is True
 
@@ -40,10 +37,10 @@ def test_an_unverifiable_peer_certificate_is_no_answer(agent_factory, tls_cert) 
     primary = agent_factory("p", tls=tls_cert)
     secondary = agent_factory("s")  # no --peer-ca: the self-signed certificate fails
     primary.role("primary", 1, 1, interval_s=0.2, lease_s=0.6)
-    secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token,
-                   interval_s=0.2, lease_s=0.6)
-    wait_until(lambda: secondary.heartbeat(0, 0)["peer"]["ok"] is False, 3,
-               message="peer not trusted")
+    secondary.role(
+        "secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token, interval_s=0.2, lease_s=0.6
+    )
+    wait_until(lambda: secondary.heartbeat(0, 0)["peer"]["ok"] is False, 3, message="peer not trusted")
     assert primary.primary_status() == 503
 
 
@@ -51,9 +48,12 @@ def test_an_unverifiable_peer_certificate_is_no_answer(agent_factory, tls_cert) 
 def simulator(tmp_path):
     port = free_port()
     log = open(tmp_path / "sim.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "agent.simulate", "--count", "200",
-                             "--port", str(port), "--token", "T", "--primaries"],
-                            cwd=REPO_ROOT, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent.simulate", "--count", "200", "--port", str(port), "--token", "T", "--primaries"],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:
@@ -76,8 +76,9 @@ def simulator(tmp_path):
 
 
 def call(base: str, method: str, path: str, body=None, token: str | None = "T"):
-    request = urllib.request.Request(base + path, method=method,
-                                     data=None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        base + path, method=method, data=None if body is None else json.dumps(body).encode()
+    )
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -88,18 +89,15 @@ def call(base: str, method: str, path: str, body=None, token: str | None = "T"):
 
 
 def test_the_simulator_answers_under_prefixes(simulator) -> None:
-    status, answer = call(simulator, "POST", "/a/199/v1/heartbeat",
-                          {"epoch": 1, "lease_s": 2, "sent_at": time.time()})
+    status, answer = call(simulator, "POST", "/a/199/v1/heartbeat", {"epoch": 1, "lease_s": 2, "sent_at": time.time()})
     assert status == 200 and answer["grant_accepted"] is True and answer["name"] == "sim-199"
     assert call(simulator, "GET", "/a/199/v1/primary", token=None)[0] == 200
     assert call(simulator, "GET", "/a/198/v1/primary", token=None)[0] == 503
     assert call(simulator, "POST", "/a/1/v1/heartbeat", {"epoch": 1}, token=None)[0] == 401
     assert call(simulator, "GET", "/a/200/v1/primary", token=None)[0] == 404
-    status, body = call(simulator, "POST", "/a/5/v1/role", {"role": "secondary", "epoch": 1,
-                                                            "seq": 1})
+    status, body = call(simulator, "POST", "/a/5/v1/role", {"role": "secondary", "epoch": 1, "seq": 1})
     assert status == 409 and body["role"] == "primary"
-    status, body = call(simulator, "POST", "/a/5/v1/role", {"role": "secondary", "epoch": 2,
-                                                            "seq": 2})
+    status, body = call(simulator, "POST", "/a/5/v1/role", {"role": "secondary", "epoch": 2, "seq": 2})
     assert status == 200 and body["role"] == "secondary"
     assert call(simulator, "GET", "/a/5/v1/inventory")[0] == 200
     assert call(simulator, "POST", "/a/5/v1/heartbeat", {"bad": 1})[0] == 400

@@ -36,8 +36,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.02,
-               message: str = "condition") -> T:
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.02, message: str = "condition") -> T:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -58,12 +57,22 @@ class AgentProcess:
     killed agent cannot wedge a pooled connection).
     """
 
-    def __init__(self, base_dir: Path, name: str = "agent", *, token: str = DEFAULT_TOKEN,
-                 checks: list[dict[str, Any]] | None = None, clock_offset: float = 0.0,
-                 tls: tuple[Path, Path] | None = None, peer_ca: Path | None = None,
-                 intranet: bool = True, inventory: dict[str, Any] | None = None,
-                 max_body_mb: float | None = None, extra_args: list[str] | None = None,
-                 host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        name: str = "agent",
+        *,
+        token: str = DEFAULT_TOKEN,
+        checks: list[dict[str, Any]] | None = None,
+        clock_offset: float = 0.0,
+        tls: tuple[Path, Path] | None = None,
+        peer_ca: Path | None = None,
+        intranet: bool = True,
+        inventory: dict[str, Any] | None = None,
+        max_body_mb: float | None = None,
+        extra_args: list[str] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.base_dir = Path(base_dir)
         self.name = name
         self.token = token
@@ -102,10 +111,21 @@ class AgentProcess:
     # -- process control --------------------------------------------------------------------
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "agent", "--name", self.name,
-               "--heartbeat-listen", f"{self.host}:{self.heartbeat_port}",
-               "--data-dir", str(self.data_dir), "--state-dir", str(self.state_dir),
-               "--clock-offset", repr(self.clock_offset)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "agent",
+            "--name",
+            self.name,
+            "--heartbeat-listen",
+            f"{self.host}:{self.heartbeat_port}",
+            "--data-dir",
+            str(self.data_dir),
+            "--state-dir",
+            str(self.state_dir),
+            "--clock-offset",
+            repr(self.clock_offset),
+        ]
         if self.intranet_port is not None:
             cmd += ["--intranet-listen", f"{self.host}:{self.intranet_port}"]
         if self.tls:
@@ -130,8 +150,9 @@ class AgentProcess:
         pythonpath = env.get("PYTHONPATH")
         env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + pythonpath if pythonpath else "")
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=REPO_ROOT, env=env,
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            self.proc = subprocess.Popen(
+                self.command(), cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
         return self
 
     @property
@@ -147,8 +168,7 @@ class AgentProcess:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc is None or self.proc.poll() is not None:
-                raise RuntimeError(f"agent {self.name} exited before it was ready:\n"
-                                   + self.log_text()[-3000:])
+                raise RuntimeError(f"agent {self.name} exited before it was ready:\n" + self.log_text()[-3000:])
             try:
                 status, _ = self.request("GET", "/v1/primary", timeout=0.5, auth=False)
                 if status in (200, 503):
@@ -156,8 +176,7 @@ class AgentProcess:
             except OSError:
                 pass
             if time.monotonic() >= deadline:
-                raise TimeoutError(f"agent {self.name} not ready after {timeout}s:\n"
-                                   + self.log_text()[-3000:])
+                raise TimeoutError(f"agent {self.name} not ready after {timeout}s:\n" + self.log_text()[-3000:])
             time.sleep(0.02)
 
     def start_with_fresh_ports(self, timeout: float = 10.0, attempts: int = 3) -> AgentProcess:
@@ -229,10 +248,19 @@ class AgentProcess:
 
     # -- calls ------------------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                headers: dict[str, str] | None = None, auth: bool = True,
-                token: str | None = None, timeout: float = 5.0,
-                url: str | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+        token: str | None = None,
+        timeout: float = 5.0,
+        url: str | None = None,
+    ) -> tuple[int, Any]:
         """Send one request; return (status, decoded JSON or raw bytes when not JSON).
 
         `path` is sent exactly as given (no normalisation), so traversal tests can use it.
@@ -243,7 +271,8 @@ class AgentProcess:
             port = int(url.rsplit(":", 1)[1])
         if self.tls:
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self.host, port, timeout=timeout, context=self.ssl_context())
+                self.host, port, timeout=timeout, context=self.ssl_context()
+            )
         else:
             conn = http.client.HTTPConnection(self.host, port, timeout=timeout)
         hdrs = dict(headers or {})
@@ -265,17 +294,26 @@ class AgentProcess:
 
     def role(self, role: str, epoch: int, seq: int, **fields: Any) -> tuple[int, Any]:
         """`POST /v1/role` with the test defaults (interval 0.5 s, lease 1 s)."""
-        body = {"role": role, "epoch": epoch, "seq": seq, "interval_s": 0.5, "lease_s": 1.0,
-                "max_grant_delay": 0.25, "max_clock_skew": 0.1, **fields}
+        body = {
+            "role": role,
+            "epoch": epoch,
+            "seq": seq,
+            "interval_s": 0.5,
+            "lease_s": 1.0,
+            "max_grant_delay": 0.25,
+            "max_clock_skew": 0.1,
+            **fields,
+        }
         return self.request("POST", "/v1/role", body)
 
-    def heartbeat(self, epoch: int, lease_s: float, sent_at: float | None = None,
-                  **kw: Any) -> dict[str, Any]:
+    def heartbeat(self, epoch: int, lease_s: float, sent_at: float | None = None, **kw: Any) -> dict[str, Any]:
         """`POST /v1/heartbeat`; `sent_at` defaults to this host's wall clock now."""
         status, answer = self.request(
-            "POST", "/v1/heartbeat",
-            {"epoch": epoch, "lease_s": lease_s,
-             "sent_at": time.time() if sent_at is None else sent_at}, **kw)
+            "POST",
+            "/v1/heartbeat",
+            {"epoch": epoch, "lease_s": lease_s, "sent_at": time.time() if sent_at is None else sent_at},
+            **kw,
+        )
         assert status == 200, (status, answer)
         return answer
 
@@ -283,8 +321,7 @@ class AgentProcess:
         return self.request("GET", "/v1/primary", auth=False, url=url, timeout=2)[0]
 
     def wait_primary_status(self, status: int, timeout: float = 5.0) -> None:
-        wait_until(lambda: self.primary_status() == status, timeout,
-                   message=f"{self.name} /v1/primary == {status}")
+        wait_until(lambda: self.primary_status() == status, timeout, message=f"{self.name} /v1/primary == {status}")
 
     def cleanup(self) -> None:
         self.kill()
@@ -297,8 +334,9 @@ class AgentFactory:
         self.base_dir = Path(base_dir)
         self.agents: list[AgentProcess] = []
 
-    def __call__(self, name: str = "agent", *, start: bool = True, ready_timeout: float = 10.0,
-                 **kwargs: Any) -> AgentProcess:
+    def __call__(
+        self, name: str = "agent", *, start: bool = True, ready_timeout: float = 10.0, **kwargs: Any
+    ) -> AgentProcess:
         agent = AgentProcess(self.base_dir / name, name, **kwargs)
         self.agents.append(agent)
         if start:

@@ -93,11 +93,28 @@ class ControlProcess:
         wait_until(lambda: text in self.log(), timeout, interval=0.1, message=f"{text!r} in {self.name}.log")
 
 
-def celery_worker(log_dir: Path, queues: str, name: str, concurrency: int = 1, pool: str = "prefork",
-                  **env: str) -> ControlProcess:
+def celery_worker(
+    log_dir: Path, queues: str, name: str, concurrency: int = 1, pool: str = "prefork", **env: str
+) -> ControlProcess:
     args = [
-        sys.executable, "-m", "celery", "-A", "dms_admin", "worker", "-Q", queues, "-n", f"{name}@%h",
-        "-c", str(concurrency), "-P", pool, "--without-gossip", "--without-mingle", "-l", "INFO",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "dms_admin",
+        "worker",
+        "-Q",
+        queues,
+        "-n",
+        f"{name}@%h",
+        "-c",
+        str(concurrency),
+        "-P",
+        pool,
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "INFO",
     ]
     worker = ControlProcess(name, args, log_dir, process_env(**env)).start()
     worker.wait_for_log("ready.", timeout=60)

@@ -37,8 +37,9 @@ def assert_no_overlap(*interval_lists: Sequence[Interval]) -> None:
             for a in first:
                 for b in interval_lists[j]:
                     if overlaps(a, b):
-                        problems.append(f"list {i} {a} overlaps list {j} {b} "
-                                        f"by {min(a[1], b[1]) - max(a[0], b[0]):.3f}s")
+                        problems.append(
+                            f"list {i} {a} overlaps list {j} {b} by {min(a[1], b[1]) - max(a[0], b[0]):.3f}s"
+                        )
     assert not problems, "serving intervals overlap:\n" + "\n".join(problems)
 
 
@@ -56,8 +57,13 @@ class PrimaryPoller:
     Use as a context manager, or `start()` / `stop()`. `ssl_context` is used for https URLs.
     """
 
-    def __init__(self, base_urls: Sequence[str], period: float = 0.1, timeout: float = 0.5,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        base_urls: Sequence[str],
+        period: float = 0.1,
+        timeout: float = 0.5,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.urls = list(base_urls)
         self.period = period
         self.timeout = timeout
@@ -75,8 +81,7 @@ class PrimaryPoller:
 
     def start(self) -> PrimaryPoller:
         for url in self.urls:
-            thread = threading.Thread(target=self._poll, args=(url,), daemon=True,
-                                      name=f"poll {url}")
+            thread = threading.Thread(target=self._poll, args=(url,), daemon=True, name=f"poll {url}")
             thread.start()
             self._threads.append(thread)
         return self
@@ -110,7 +115,8 @@ class PrimaryPoller:
     def _get(self, scheme: str, host: str, port: int) -> int | None:
         if scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                host, port, timeout=self.timeout, context=self.ssl_context)
+                host, port, timeout=self.timeout, context=self.ssl_context
+            )
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         try:
@@ -153,16 +159,16 @@ class PrimaryPoller:
                     continue
                 for span in spans[url]:
                     for answer in self.answers(other):
-                        if answer.status == 200 and span[0] <= answer.sent \
-                                and answer.received <= span[1]:
-                            problems.append(f"{other} answered 200 in [{answer.sent:.3f}, "
-                                            f"{answer.received:.3f}] while {url} served "
-                                            f"throughout [{span[0]:.3f}, {span[1]:.3f}]")
+                        if answer.status == 200 and span[0] <= answer.sent and answer.received <= span[1]:
+                            problems.append(
+                                f"{other} answered 200 in [{answer.sent:.3f}, "
+                                f"{answer.received:.3f}] while {url} served "
+                                f"throughout [{span[0]:.3f}, {span[1]:.3f}]"
+                            )
                     if url < other:
                         for span2 in spans[other]:
                             if overlaps(span, span2):
-                                problems.append(f"{url} served throughout {span} and {other} "
-                                                f"throughout {span2}")
+                                problems.append(f"{url} served throughout {span} and {other} throughout {span2}")
         return problems
 
     def check_no_overlap(self) -> None:
