@@ -1,0 +1,60 @@
+"""The fault matrix, outages: the control plane and the secondary both stopped (the primary stops
+serving when its lease ends: nobody can vouch for it), and a flapping primary (at most one
+failover)."""
+
+import signal
+import time
+
+import pytest
+
+from tests.support.agents import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_with_control_plane_and_secondary_stopped_the_primary_stops_at_lease_end(make_cluster, control_plane):
+    under_test = make_cluster("alone")
+    cluster = under_test.cluster
+    bound = cluster.effective_lease_s + cluster.max_grant_delay + cluster.max_clock_skew
+
+    for process in control_plane.values():
+        process.signal(signal.SIGSTOP)
+    under_test.secondary_agent.stop()
+    stopped = time.monotonic()
+    try:
+        under_test.primary_agent.wait_primary_status(503, timeout=bound + 2)
+        stopped_serving = time.monotonic() - stopped
+    finally:
+        under_test.secondary_agent.cont()
+        for process in control_plane.values():
+            process.signal(signal.SIGCONT)
+
+    assert stopped_serving <= bound + 0.5, f"served {stopped_serving:.2f} s past the last possible grant"
+    intervals = under_test.primary_agent.serving_intervals()
+    assert intervals[-1][1] <= stopped + bound  # the log agrees: no lease beyond the last grant's
+    under_test.primary_agent.wait_primary_status(200, timeout=15)  # grants resume once both are back
+    assert under_test.refresh().epoch == 1
+    under_test.assert_never_two_primaries()
+
+
+def test_a_flapping_primary_fails_over_at_most_once(make_cluster):
+    """Down and up every second for 30 s (SIGSTOP for 1 s, SIGCONT for 1 s)."""
+    under_test = make_cluster("flapping")
+    primary = under_test.primary_agent
+
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        primary.stop()
+        _hold(1.0)
+        primary.cont()
+        _hold(1.0)
+
+    cluster = under_test.wait_state(lambda c: c.state != "failing_over", 30, "any failover to finish")
+    failovers = under_test.events("failover_completed")
+    assert len(failovers) <= 1 and cluster.epoch == 1 + len(failovers)
+    under_test.assert_never_two_primaries()
+
+
+def _hold(seconds: float) -> None:
+    until = time.monotonic() + seconds
+    wait_until(lambda: time.monotonic() >= until, seconds + 2, interval=0.01, message=f"{seconds} s")
