@@ -1,0 +1,73 @@
+"""Benchmark instrumentation for the heartbeat worker, loaded with `celery worker -I bench.probe_hooks`.
+
+It changes no behaviour: it wraps `cluster.metrics.record_probes` to keep every probe latency (a
+Redis list, for exact percentiles; the product's histogram has coarse buckets) and
+`cluster.tasks._probe_all` to time the I/O phase and count grants the primaries refused (e.g. sent_at
+older than max_grant_delay when they arrive), and times each task with Celery's signals.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from celery.signals import task_postrun, task_prerun
+
+from cluster import metrics, tasks
+from dms_admin.redis import redis_client
+
+LATENCIES = "bench:hb:lat"
+STATS = "bench:hb"
+
+_record_probes = metrics.record_probes
+_probe_all = tasks._probe_all
+_started: dict[str, tuple[float, float]] = {}
+
+
+def record_probes(results, latencies):
+    _record_probes(results, latencies)
+    if latencies:
+        redis_client().rpush(LATENCIES, *(f"{x:.6f}" for x in latencies))
+
+
+async def probe_all(*args, **kwargs):
+    start = time.perf_counter()
+    probes = await _probe_all(*args, **kwargs)
+    sent = refused = 0
+    reasons: dict[str, int] = {}
+    for probe in probes:
+        answer = probe.primary.answer
+        if probe.grant.get("lease_s", 0) > 0 and answer is not None:
+            sent += 1
+            if answer.body.get("grant_accepted") is False:
+                refused += 1
+                reason = re.sub(r"\d+\.\d+", "#", str(answer.body.get("grant_refused_reason")))[:60]
+                reasons[reason] = reasons.get(reason, 0) + 1
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.hincrbyfloat(STATS, "probe_phase_s", time.perf_counter() - start)
+    pipe.hincrby(STATS, "grants_sent", sent)
+    pipe.hincrby(STATS, "grants_refused", refused)
+    for reason, count in reasons.items():
+        pipe.hincrby(STATS, f"refused:{reason}", count)
+    pipe.execute()
+    return probes
+
+
+@task_prerun.connect
+def _prerun(task_id=None, task=None, **_):
+    _started[task_id] = (time.perf_counter(), time.process_time())
+
+
+@task_postrun.connect
+def _postrun(task_id=None, task=None, retval=None, **_):
+    wall, cpu = _started.pop(task_id, (time.perf_counter(), time.process_time()))
+    name = task.name.rsplit(".", 1)[-1] if task else "?"
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.hincrbyfloat(STATS, f"{name}:busy_s", time.perf_counter() - wall)
+    pipe.hincrbyfloat(STATS, f"{name}:cpu_s", time.process_time() - cpu)
+    pipe.hincrby(STATS, f"{name}:{'stale' if retval == 'stale' else 'runs'}", 1)
+    pipe.execute()
+
+
+metrics.record_probes = record_probes
+tasks._probe_all = probe_all
