@@ -7,4 +7,8 @@ app_name = "cluster"
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("clusters/<int:pk>/", views.cluster_detail, name="cluster_detail"),
+    path("clusters/<int:pk>/replication/", views.cluster_replication, name="cluster_replication"),
+    path("clusters/<int:pk>/replicate/", views.cluster_replicate, name="cluster_replicate"),
+    path("clusters/<int:pk>/confirm-deletions/", views.cluster_confirm_deletions, name="cluster_confirm_deletions"),
+    path("clusters/<int:pk>/switchover/", views.cluster_switchover, name="cluster_switchover"),
 ]

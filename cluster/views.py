@@ -1,23 +1,28 @@
 """Pages of the cluster app: the dashboard (every deployment, its clusters and their servers) and
-a cluster's detail page. Both read a fixed number of queries whatever the number of clusters."""
+a cluster's detail page (servers, replication jobs, operator actions). Both read a fixed number of
+queries whatever the number of clusters. The operator actions call cluster/actions.py, like the API."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.contrib import messages
 from django.db.models import Count, Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from alerts.access import role_required
 from alerts.choices import EventType
 from alerts.models import Event
-from dms_admin.permissions import VIEWER
+from dms_admin.permissions import OPERATOR, VIEWER, has_role
 
+from . import actions
 from .api.serializers import ClusterSerializer
-from .models import Cluster, Deployment
+from .models import Cluster, Deployment, ReplicationJob
+from .replication import with_last_job
 
 WINDOW = timedelta(hours=24)
 DOWN = {EventType.SERVER_FAILED, EventType.CRITICAL_SERVICE_FAILED}
@@ -131,7 +136,10 @@ def _decorate(clusters: list[Cluster], now: datetime) -> None:
         cluster.replication = serializer.get_replication(cluster)
 
 
-CLUSTERS = Cluster.objects.select_related("primary", "secondary")
+# The last job's state and error ride along as annotations (one query), for the replication state.
+CLUSTERS = with_last_job(Cluster.objects.select_related("primary", "secondary"))
+HISTORY = 20
+JOB_COLOURS = {"running": "blue", "succeeded": "green", "failed": "red", "aborted": "amber"}
 
 
 @role_required(VIEWER)
@@ -169,5 +177,84 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "now": now,
         "window_start": now - WINDOW,
         "timeline_width": TIMELINE_WIDTH,
+        "can_operate": has_role(request.user, OPERATOR),
+        **_replication_context(cluster),
     }
     return render(request, "cluster/cluster_detail.html", context)
+
+
+def _replication_context(cluster: Cluster) -> dict:
+    """The running job (if any) and the last jobs, newest first, in one query."""
+    jobs = list(ReplicationJob.objects.filter(cluster=cluster).order_by("-id")[:HISTORY])
+    for job in jobs:
+        job.colour = JOB_COLOURS.get(job.state, "grey")
+        end = job.finished_at or timezone.now()
+        job.duration = _duration((end - job.started_at).total_seconds())
+    running = next((job for job in jobs if job.state == ReplicationJob.State.RUNNING), None)
+    return {
+        "running_job": running,
+        "jobs": jobs,
+        "deletions_paused": cluster.replication["state"] == "deletions paused",
+    }
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+@role_required(VIEWER)
+def cluster_replication(request: HttpRequest, pk: int) -> HttpResponse:
+    """The replication block alone: htmx polls it every 2 s while a job runs (DESIGN §5)."""
+    cluster = get_object_or_404(CLUSTERS, pk=pk)
+    _decorate_replication(cluster)
+    context = {"cluster": cluster, "can_operate": has_role(request.user, OPERATOR), **_replication_context(cluster)}
+    return render(request, "cluster/_replication.html", context)
+
+
+def _decorate_replication(cluster: Cluster) -> None:
+    cluster.replication = ClusterSerializer().get_replication(cluster)
+
+
+def _back(pk: int) -> HttpResponse:
+    return redirect("cluster:cluster_detail", pk=pk)
+
+
+@require_POST
+@role_required(OPERATOR)
+def cluster_replicate(request: HttpRequest, pk: int) -> HttpResponse:
+    cluster = get_object_or_404(Cluster, pk=pk)
+    outcome = actions.queue_replication(cluster)
+    messages.success(request, f"Cluster {cluster.name}: {outcome.status}.")
+    return _back(pk)
+
+
+@require_POST
+@role_required(OPERATOR)
+def cluster_confirm_deletions(request: HttpRequest, pk: int) -> HttpResponse:
+    cluster = get_object_or_404(Cluster, pk=pk)
+    outcome = actions.confirm_deletions(cluster)
+    messages.success(request, f"Cluster {cluster.name}: {outcome.status}.")
+    return _back(pk)
+
+
+@role_required(OPERATOR)
+def cluster_switchover(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the confirmation step; POST: the switchover, or the reasons it was refused."""
+    cluster = get_object_or_404(CLUSTERS, pk=pk)
+    if request.method != "POST":
+        return render(request, "cluster/switchover_confirm.html", {"cluster": cluster})
+    outcome = actions.start_switchover(cluster.pk)
+    if outcome.started:
+        messages.success(
+            request,
+            f"Switchover of {cluster.name} started: {cluster.secondary.name} becomes primary. "
+            "The events below show its progress.",
+        )
+    else:
+        messages.error(request, f"Switchover of {cluster.name} refused: " + " ".join(outcome.reasons))
+    return _back(pk)

@@ -9,11 +9,10 @@ from rest_framework.response import Response
 
 from dms_admin.api import as_drf_error
 
-from ..failover import preflight_switchover, request_switchover
+from .. import actions
 from ..filtersets import ClusterFilterSet, DeploymentFilterSet, ReplicationJobFilterSet, ServerFilterSet
 from ..models import Cluster, Deployment, ReplicationJob, Server
 from ..replication import with_last_job
-from ..tasks import replicate, run_failover
 from .serializers import ClusterSerializer, DeploymentSerializer, ReplicationJobSerializer, ServerSerializer
 
 
@@ -35,9 +34,8 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def replicate(self, request, pk=None):
         """Start a replication job now (202); the job list shows its progress."""
-        cluster = self.get_object()
-        replicate.delay(cluster.pk)
-        return Response({"status": "replication job queued"}, status=202)
+        outcome = actions.queue_replication(self.get_object())
+        return Response({"status": outcome.status}, status=202)
 
     @extend_schema(
         request=None, responses={202: inline_serializer("DeletionsConfirmed", {"status": serializers.CharField()})}
@@ -45,10 +43,8 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], url_path="confirm-deletions")
     def confirm_deletions(self, request, pk=None):
         """An operator confirms that a sharp shrink of the primary's files is intended (DESIGN §5)."""
-        cluster = self.get_object()
-        Cluster.objects.filter(pk=cluster.pk).update(deletions_confirmed=True)
-        replicate.delay(cluster.pk)
-        return Response({"status": "deletions confirmed; replication job queued"}, status=202)
+        outcome = actions.confirm_deletions(self.get_object())
+        return Response({"status": outcome.status}, status=202)
 
     @extend_schema(
         request=None,
@@ -60,14 +56,10 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def switchover(self, request, pk=None):
         """A planned swap of primary and secondary: 202 when it starts, 409 with the reasons."""
-        cluster = Cluster.objects.select_related("primary", "secondary").get(pk=self.get_object().pk)
-        reasons = preflight_switchover(cluster)
-        if not reasons and not request_switchover(cluster):
-            reasons = ["A failover or switchover is already in progress."]
-        if reasons:
-            return Response({"reasons": reasons}, status=409)
-        run_failover.apply_async((cluster.pk,), expires=30)
-        return Response({"status": "switchover started"}, status=202)
+        outcome = actions.start_switchover(self.get_object().pk)
+        if not outcome.started:
+            return Response({"reasons": outcome.reasons}, status=409)
+        return Response({"status": outcome.status}, status=202)
 
     @extend_schema(request=None, responses=ServerSerializer)
     @action(detail=True, methods=["get"])
