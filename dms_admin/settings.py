@@ -200,6 +200,14 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # CA bundle used to verify agents' TLS certificates (DESIGN §4.7); plain HTTP only on loopback.
 AGENT_CA_FILE = os.environ.get("AGENT_CA_FILE", "")
 
+# Login throttle (dms_admin/login.py, DESIGN §4.7): failures counted in Redis per username and per
+# address; at the limit, attempts are refused (429) for the lockout period.
+LOGIN_FAILURES_PER_USER = int(os.environ.get("LOGIN_FAILURES_PER_USER", "5"))
+LOGIN_FAILURES_PER_IP = int(os.environ.get("LOGIN_FAILURES_PER_IP", "20"))
+LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", "900"))
+# Behind a reverse proxy, count per client address from the last X-Forwarded-For entry.
+LOGIN_IP_FROM_FORWARDED_FOR = env_bool("LOGIN_IP_FROM_FORWARDED_FOR", False)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that a refused API client gets 401 with a WWW-Authenticate header.

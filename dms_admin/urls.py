@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
 from cluster.api.views import ClusterViewSet, DeploymentViewSet, ReplicationJobViewSet, ServerViewSet, health
 from cluster.endpoints import go, metrics
+from dms_admin.login import ThrottledLoginView, admin_login
 from licensing.api.views import LicenseViewSet, PartNumberViewSet, SoftwareModuleViewSet
 
 router = DefaultRouter()
@@ -27,7 +28,9 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("admin/login/", admin_login, name="admin_login"),  # throttled: through the login page below
     path("admin/", admin.site.urls),
+    path("login/", ThrottledLoginView.as_view(), name="login"),  # before auth.urls: its login is not throttled
     path("", include("django.contrib.auth.urls")),
     path("alerts/", include("alerts.urls")),
     path("", include("cluster.urls")),
