@@ -5,8 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # The tests need PostgreSQL (the database of record); this is the machine's local one.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
-# The tests' Redis database, apart from the one `make run` uses (0).
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# The tests' own redis-server (started by the suite when not running), apart from the machine's:
+# restart-fault tests restart it.
+TEST_REDIS_URL ?= redis://127.0.0.1:6391/0
 PYTEST_ARGS ?=
 
 .PHONY: install run test lint check-deploy bench clean

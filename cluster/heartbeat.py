@@ -32,22 +32,114 @@ def skewed_servers(state: HeartbeatState) -> set[int]:
     return {int(member) for member in state.redis.smembers(SKEWED_SET)}
 
 
+def skew_reading(view, answer) -> tuple[bool, float, float, float] | None:
+    """(bad, offset, uncertainty, limit) of one answer's clock, or None without a clock in it."""
+    agent_now = answer.body.get("now")
+    if not isinstance(agent_now, (int, float)):
+        return None
+    offset = agent_now - (answer.sent_wall + answer.received_wall) / 2
+    uncertainty = answer.rtt / 2
+    limit = view.max_clock_skew / 2
+    return abs(offset) - uncertainty > limit, offset, uncertainty, limit
+
+
+def link_reading(probe: SlotProbe) -> tuple[bool, bool, dict] | None:
+    """(bad, cut_by_control_plane, secondary's peer fields), or None when the primary is down."""
+    primary, secondary = probe.primary, probe.secondary
+    if not primary.answered:
+        return None
+    peer = (secondary.answer.body.get("peer") or {}) if secondary.answered else {}
+    cut_by_control_plane = primary.heartbeat_link_failed
+    cut_for_secondary = secondary.answered and peer.get("ok") is False
+    return cut_by_control_plane or cut_for_secondary, cut_by_control_plane, peer
+
+
+def _streak(bad: bool) -> tuple[str, str]:
+    return ("bad", "good") if bad else ("good", "bad")
+
+
+def evaluate_batch(state: HeartbeatState, clusters: dict, probes: list[SlotProbe], on_error, skewed: set[int]) -> None:
+    """Every probe of a batch evaluated with its steady-state Redis reads and writes in two round
+    trips for the whole batch (slot counts; then streaks and open incidents); transitions still
+    read and write Redis and the database one by one."""
+    counts = state.count_slots(
+        [
+            (sid, p.slot, p.slot_time, sp.answered)
+            for p in probes
+            for sid, sp in ((p.cluster.primary.id, p.primary), (p.cluster.secondary.id, p.secondary))
+        ]
+    )
+    pipe = state.redis.pipeline(transaction=False)
+    plans = []
+    for i, probe in enumerate(probes):
+        primary, secondary = counts[2 * i], counts[2 * i + 1]
+        if not primary.counted:
+            plans.append(None)
+            continue
+        bumps = []
+        pairs = ((probe.cluster.primary, probe.primary), (probe.cluster.secondary, probe.secondary))
+        for server, server_probe in pairs:
+            reading = skew_reading(probe.cluster, server_probe.answer) if server_probe.answered else None
+            if reading is not None:
+                field, reset = ("skew_bad", "skew_good") if reading[0] else ("skew_good", "skew_bad")
+                bumps.append((server_key(server.id), field, reset))
+        link = link_reading(probe)
+        if link is not None:
+            field, reset = _streak(link[0])
+            bumps.append((link_key(probe.cluster.id), field, reset))
+        for key, field, reset in bumps:
+            pipe.hincrby(key, field, 1)
+            pipe.hset(key, reset, 0)
+        pipe.hgetall(f"{PREFIX}open:{probe.cluster.primary.id}")
+        pipe.hgetall(f"{PREFIX}open:{probe.cluster.secondary.id}")
+        plans.append((primary, secondary, bumps))
+    results = iter(pipe.execute())
+    for probe, plan in zip(probes, plans, strict=True):
+        if plan is None:
+            continue
+        primary, secondary, bumps = plan
+        streaks = {}
+        for key, field, _ in bumps:
+            streaks[(key, field)] = int(next(results))
+            next(results)
+        snapshots = {probe.cluster.primary.id: next(results), probe.cluster.secondary.id: next(results)}
+        try:
+            SlotEvaluator(
+                state,
+                clusters[probe.cluster.id],
+                probe,
+                prefetched=(primary, secondary, streaks, snapshots),
+                skewed=skewed,
+            ).run()
+        except Exception:
+            on_error(probe)
+
+
 class SlotEvaluator:
-    def __init__(self, state: HeartbeatState, cluster: Cluster, probe: SlotProbe):
+    """One cluster's slot. `prefetched` = (primary count, secondary count, streaks, open-incident
+    snapshots), read for the whole batch by `evaluate_batch`."""
+
+    def __init__(self, state: HeartbeatState, cluster: Cluster, probe: SlotProbe, prefetched, skewed: set[int]):
         self.state = state
         self.cluster = cluster
         self.probe = probe
         self.view = probe.cluster
         self.failover_causes: list[tuple[str, dict]] = []
+        self.prefetched = prefetched
+        self.skewed = skewed
+
+    def _bump(self, key: str, field: str) -> int:
+        return self.prefetched[2][(key, field)]
+
+    def _maybe_skewed(self, server_id: int) -> bool:
+        """Only a server in the skewed set read with the batch needs an SREM (not one per reading)."""
+        return server_id in self.skewed
+
+    def _incidents(self, server_id: int) -> Incidents:
+        return Incidents(self.state, server_id, self.prefetched[3].get(server_id))
 
     def run(self) -> None:
-        view = self.view
-        primary = self.state.count_slot(
-            view.primary.id, self.probe.slot, self.probe.slot_time, self.probe.primary.answered
-        )
-        secondary = self.state.count_slot(
-            view.secondary.id, self.probe.slot, self.probe.slot_time, self.probe.secondary.answered
-        )
+        primary, secondary = self.prefetched[0], self.prefetched[1]
         if not primary.counted:
             return  # a stale probe: this slot, or a later one, was counted already
         self._server(self.cluster.primary, self.probe.primary, primary, is_primary=True)
@@ -59,7 +151,7 @@ class SlotEvaluator:
 
     # -- servers ---------------------------------------------------------------------------------
     def _server(self, server: Server, probe: ServerProbe, count, *, is_primary: bool) -> None:
-        incidents = Incidents(self.state, server.pk)
+        incidents = self._incidents(server.pk)
         view = self.view
         if probe.answered:
             answer = probe.answer
@@ -188,15 +280,12 @@ class SlotEvaluator:
                     )
 
     def _skew(self, server: Server, answer, incidents: Incidents, is_primary: bool) -> None:
-        agent_now = answer.body.get("now")
-        if not isinstance(agent_now, (int, float)):
+        reading = skew_reading(self.view, answer)
+        if reading is None:
             return
-        offset = agent_now - (answer.sent_wall + answer.received_wall) / 2
-        uncertainty = answer.rtt / 2
-        limit = self.view.max_clock_skew / 2
-        bad = abs(offset) - uncertainty > limit
+        bad, offset, uncertainty, limit = reading
         key = server_key(server.pk)
-        streak = self.state.bump(key, "skew_bad" if bad else "skew_good", reset="skew_good" if bad else "skew_bad")
+        streak = self._bump(key, "skew_bad" if bad else "skew_good")
         evidence = {"offset_s": round(offset, 4), "uncertainty_s": round(uncertainty, 4), "limit_s": limit}
         if bad and streak >= SKEW_READINGS:
             self.state.redis.sadd(SKEWED_SET, server.pk)
@@ -210,7 +299,12 @@ class SlotEvaluator:
                 )
             if is_primary:
                 self.failover_causes.append(("clock_skew", evidence))
-        elif not bad and streak >= SKEW_READINGS and self.state.redis.srem(SKEWED_SET, server.pk):
+        elif (
+            not bad
+            and streak >= SKEW_READINGS
+            and self._maybe_skewed(server.pk)
+            and self.state.redis.srem(SKEWED_SET, server.pk)
+        ):
             with transaction.atomic():
                 incidents.close(
                     EventType.CLOCK_SKEW_DETECTED,
@@ -223,17 +317,14 @@ class SlotEvaluator:
     # -- the heartbeat link and the cluster -------------------------------------------------------
     def _link(self) -> None:
         """A link that one side alone cannot cross: heartbeat_link_down, never a failover (§4.4)."""
-        primary, secondary = self.probe.primary, self.probe.secondary
-        if not primary.answered:
+        reading = link_reading(self.probe)
+        if reading is None:
             return  # a down primary is not a link fault
-        peer = (secondary.answer.body.get("peer") or {}) if secondary.answered else {}
-        cut_by_control_plane = primary.heartbeat_link_failed
-        cut_for_secondary = secondary.answered and peer.get("ok") is False
-        bad = cut_by_control_plane or cut_for_secondary
+        bad, cut_by_control_plane, peer = reading
         key = link_key(self.cluster.pk)
-        streak = self.state.bump(key, "bad" if bad else "good", reset="good" if bad else "bad")
+        streak = self._bump(key, _streak(bad)[0])
         server = self.cluster.primary
-        incidents = Incidents(self.state, server.pk)
+        incidents = self._incidents(server.pk)
         evidence = {
             "control_plane_heartbeat_url": "failed" if cut_by_control_plane else "answered",
             "secondary_sees_primary": peer.get("ok"),
@@ -265,7 +356,7 @@ class SlotEvaluator:
         if cluster.state not in (ClusterState.HEALTHY, ClusterState.DEGRADED):
             return
         both_up = cluster.primary.state == ServerState.UP and cluster.secondary.state == ServerState.UP
-        link_open = Incidents(self.state, cluster.primary.pk).is_open(EventType.HEARTBEAT_LINK_DOWN)
+        link_open = self._incidents(cluster.primary.pk).is_open(EventType.HEARTBEAT_LINK_DOWN)
         healthy = both_up and not link_open and cluster.replication_current()
         wanted = ClusterState.HEALTHY if healthy else ClusterState.DEGRADED
         if wanted != cluster.state:

@@ -104,11 +104,19 @@ class HeartbeatState:
         recorded, detail = self._record(keys=[fence_key(cluster_id), grant_key(cluster_id)], args=[epoch, repr(now)])
         return bool(recorded), detail.decode() if isinstance(detail, bytes) else str(detail)
 
-    def undo_grant(self, cluster_id: int, sent_at: float, previous: str) -> None:
-        self._undo(keys=[grant_key(cluster_id)], args=[repr(sent_at), previous])
+    def count_slots(self, items: list[tuple[int, int, float, bool]]) -> list[SlotCount]:
+        """`count_slot` for many servers in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for server_id, slot, slot_time, answered in items:
+            args = [slot, repr(slot_time), "1" if answered else "0"]
+            self._count(keys=[server_key(server_id)], args=args, client=pipe)
+        return [SlotCount(bool(c), int(m), float(f) if f else None, int(a)) for c, m, f, a in pipe.execute()]
 
-    def set_granting(self, cluster_id: int, granting: bool) -> None:
-        self.redis.hset(grant_key(cluster_id), "stopped", "0" if granting else "1")
+    def undo_grant(self, cluster_id: int, sent_at: float, previous: str, client=None) -> None:
+        self._undo(keys=[grant_key(cluster_id)], args=[repr(sent_at), previous], client=client)
+
+    def set_granting(self, cluster_id: int, granting: bool, client=None) -> None:
+        (client or self.redis).hset(grant_key(cluster_id), "stopped", "0" if granting else "1")
 
     def load_fence(self, cluster_id: int, epoch: int, now: float) -> int:
         """Put the database's fence into Redis if Redis has none (after a restart)."""
@@ -135,14 +143,6 @@ class HeartbeatState:
             keys=[server_key(server_id)], args=[slot, repr(slot_time), "1" if answered else "0"]
         )
         return SlotCount(bool(counted), int(misses), float(first_miss) if first_miss else None, int(answers))
-
-    def bump(self, key: str, field: str, reset: str | None = None) -> int:
-        """Increment a streak counter (and reset its opposite): consecutive readings of a condition."""
-        pipe = self.redis.pipeline()
-        pipe.hincrby(key, field, 1)
-        if reset:
-            pipe.hset(key, reset, 0)
-        return int(pipe.execute()[0])
 
     def last_answers(self, server_ids: list[int]) -> dict[int, float]:
         pipe = self.redis.pipeline()

@@ -23,10 +23,12 @@ def incident_key(event_type: str, name: str = "") -> str:
 
 
 class Incidents:
-    def __init__(self, state: HeartbeatState, server_id: int):
+    def __init__(self, state: HeartbeatState, server_id: int, snapshot: dict | None = None):
         self.redis = state.redis
         self.server_id = server_id
         self.key = f"{PREFIX}open:{server_id}"
+        # HGETALL of the key read with the batch; used by is_open only when it holds LOADED.
+        self.snapshot = snapshot if snapshot and LOADED.encode() in snapshot else None
 
     def _ensure_loaded(self) -> None:
         if self.redis.hexists(self.key, LOADED):
@@ -44,6 +46,8 @@ class Incidents:
         self.redis.hset(self.key, mapping={LOADED: 1, **open_events})
 
     def is_open(self, failure: EventType, name: str = "") -> bool:
+        if self.snapshot is not None:
+            return incident_key(failure, name).encode() in self.snapshot
         self._ensure_loaded()
         return self.redis.hexists(self.key, incident_key(failure, name))
 

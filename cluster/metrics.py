@@ -31,8 +31,18 @@ def record_probes(results: dict[str, int], latencies: list[float]) -> None:
         for result, count in results.items():
             if count:
                 pipe.hincrby(KEY, f"probes:{result}", count)
+        # One HINCRBY per bucket for the whole batch, not one per bucket per probe.
+        counts = [0] * len(PROBE_BUCKETS)
         for latency in latencies:
-            _observe(pipe, "probe_latency", PROBE_BUCKETS, latency)
+            for i, bound in enumerate(PROBE_BUCKETS):
+                if latency <= bound:
+                    counts[i] += 1
+        for bound, count in zip(PROBE_BUCKETS, counts, strict=True):
+            if count:
+                pipe.hincrby(KEY, f"probe_latency_bucket:{bound}", count)
+        if latencies:
+            pipe.hincrby(KEY, "probe_latency_bucket:+Inf", len(latencies))
+            pipe.hincrbyfloat(KEY, "probe_latency_sum", sum(latencies))
         pipe.execute()
     except Exception:  # metrics never break heartbeats
         pass

@@ -121,13 +121,26 @@ async def _probe_server(client: AgentClient, server: ServerView, body: dict, tim
     return ServerProbe(first, second)
 
 
+def may_grant(cluster: ClusterView, skewed: set[int]) -> bool:
+    return cluster.epoch >= cluster.grant_fence_epoch and cluster.primary.id not in skewed
+
+
 async def probe_slot(
-    client: AgentClient, state: HeartbeatState, cluster: ClusterView, slot: int, slot_time: float, skewed: set[int]
+    client: AgentClient,
+    state: HeartbeatState,
+    cluster: ClusterView,
+    slot: int,
+    slot_time: float,
+    skewed: set[int],
+    writes=None,
 ) -> SlotProbe:
+    """Probe one cluster's two appliances for one slot. The grant is recorded and stamped right
+    before it leaves, so its age on arrival is the network's, not the batch's.
+    `writes`: a Redis pipeline for the writes after the answer (the caller executes it)."""
     timeout = probe_timeout(cluster.interval)
     sent_at = time.time()
     lease, reason = 0.0, "fenced in the database"
-    if cluster.epoch >= cluster.grant_fence_epoch and cluster.primary.id not in skewed:
+    if may_grant(cluster, skewed):
         recorded, detail = state.record_grant(cluster.id, cluster.epoch, sent_at)
         lease, reason = (cluster.lease_s, "") if recorded else (0.0, detail)
         previous = detail
@@ -142,9 +155,9 @@ async def probe_slot(
     if lease > 0:
         refused = primary.via_heartbeat.refused and (primary.via_intranet is None or primary.via_intranet.refused)
         if refused:
-            state.undo_grant(cluster.id, sent_at, previous)
+            state.undo_grant(cluster.id, sent_at, previous, client=writes)
         # A granter stops at its first slot without an answer and resumes when the primary answers.
-        state.set_granting(cluster.id, primary.answered)
+        state.set_granting(cluster.id, primary.answered, client=writes)
     elif reason.startswith("stopped") and primary.answered:
-        state.set_granting(cluster.id, True)
+        state.set_granting(cluster.id, True, client=writes)
     return SlotProbe(cluster, slot, slot_time, primary, secondary, {**grant, "refused_reason": reason})

@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from datetime import UTC, datetime
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 from django.db.models import Q
 from django.utils import timezone
 
@@ -19,7 +20,7 @@ from .agent_client import AgentClient
 from .choices import ClusterState, Role, ServerState
 from .commands import RoleCommand, send_role
 from .failover import Failover
-from .heartbeat import SlotEvaluator, skewed_servers
+from .heartbeat import evaluate_batch, skewed_servers
 from .heartbeat_state import PREFIX, HeartbeatState
 from .models import Cluster, ReplicationJob, Server
 from .probe import ClusterView, probe_slot
@@ -118,7 +119,9 @@ def probe_batch(interval: float, slot: int, cluster_ids: list[int]) -> str:
     state = HeartbeatState()
     skewed = skewed_servers(state)
     views = [ClusterView.of(cluster) for cluster in clusters.values()]
-    probes = asyncio.run(_probe_all(state, views, slot, slot_time, skewed))
+    writes = state.redis.pipeline(transaction=False)
+    probes = _event_loop().run_until_complete(_probe_all(state, views, slot, slot_time, skewed, writes))
+    writes.execute()
     results: Counter = Counter()
     latencies = []
     for probe in probes:
@@ -133,17 +136,53 @@ def probe_batch(interval: float, slot: int, cluster_ids: list[int]) -> str:
             results[result] += 1
             if server_probe.answered:
                 latencies.append(server_probe.answer.rtt)
-        try:
-            SlotEvaluator(state, clusters[probe.cluster.id], probe).run()
-        except Exception:
-            log.exception("heartbeat evaluation of cluster %s failed", probe.cluster.name)
+    evaluate_batch(
+        state,
+        clusters,
+        probes,
+        lambda p: log.exception("heartbeat evaluation of cluster %s failed", p.cluster.name),
+        skewed=skewed,
+    )
     metrics.record_probes(results, latencies)
     return f"{len(probes)} clusters"
 
 
-async def _probe_all(state, views, slot, slot_time, skewed):
-    async with AgentClient() as client:
-        return await asyncio.gather(*(probe_slot(client, state, view, slot, slot_time, skewed) for view in views))
+# One event loop and one AgentClient per worker process, kept across batches, so that connections
+# to the agents are reused (keep-alive) instead of opened anew for every probe of every slot.
+_LOOP: asyncio.AbstractEventLoop | None = None
+_CLIENT: AgentClient | None = None
+
+
+@worker_process_shutdown.connect
+def _close_client(**kwargs) -> None:
+    if _CLIENT is not None and _LOOP is not None and not _LOOP.is_closed():
+        _LOOP.run_until_complete(_CLIENT.close())
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    global _LOOP, _CLIENT
+    if _LOOP is None or _LOOP.is_closed():
+        _LOOP, _CLIENT = asyncio.new_event_loop(), None
+    return _LOOP
+
+
+# At most this many clusters in flight: each one's grant is recorded and stamped (sent_at) only when
+# it gets its turn, so that a grant's age on arrival is the network's and the agent's, not the time
+# the batch's other requests took (max_grant_delay is 0.25 s).
+IN_FLIGHT = 64
+
+
+async def _probe_all(state, views, slot, slot_time, skewed, writes):
+    global _CLIENT
+    if _CLIENT is None:
+        _CLIENT = AgentClient()
+    turns = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one(view):
+        async with turns:
+            return await probe_slot(_CLIENT, state, view, slot, slot_time, skewed, writes)
+
+    return await asyncio.gather(*(one(view) for view in views))
 
 
 @shared_task(ignore_result=True, acks_late=True)

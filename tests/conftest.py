@@ -1,10 +1,17 @@
 """Shared personas (STYLE.md): admin, operator, viewer and an outsider with no role, each with an
 API client, so every endpoint is tested for refusal as well as for success."""
 
+from pathlib import Path
+
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+
+# The real control plane (Celery workers and beat) and clusters of real agents, for the failover,
+# replication and fault tests: one control plane per session, whichever folders run.
+from tests.support.controlplane import agents, control_plane, make_cluster  # noqa: F401
 
 
 @pytest.fixture
@@ -59,6 +66,21 @@ def outsider_api(outsider_user):
     return _client_for(outsider_user)
 
 
-# The real control plane (Celery workers and beat) and clusters of real agents, for the failover,
-# replication and fault tests: one control plane per session, whichever folders run.
-from tests.support.controlplane import agents, control_plane, make_cluster  # noqa: E402, F401
+PRIVATE_REDIS = None
+
+
+def pytest_sessionstart(session):
+    """`make test` points REDIS_URL at a port of the suite's own; start that redis-server if it is
+    not running (restart-fault tests restart it; the machine's Redis on 6379 is left alone)."""
+    global PRIVATE_REDIS
+    from tests.support.redis_server import PrivateRedis
+
+    candidate = PrivateRedis(settings.REDIS_URL, Path(__file__).resolve().parents[1] / "test-artifacts" / "redis")
+    if candidate.port != 6379 and not candidate.answers():
+        candidate.start()
+        PRIVATE_REDIS = candidate
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if PRIVATE_REDIS is not None:
+        PRIVATE_REDIS.stop()

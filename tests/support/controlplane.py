@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,37 @@ from tests.support.agents import AgentFactory, wait_until
 from tests.support.faultproxy import FaultProxy
 from tests.support.processes import celery_beat, celery_worker
 from tests.support.serving import PrimaryPoller, assert_no_overlap
+from tests.support.smtp import SmtpServer
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "control-plane"
 TIMING = dict(
     heartbeat_interval=1.0, missed_heartbeats_threshold=3, lease_s=2.0, max_grant_delay=0.5, max_clock_skew=0.2
 )
+# The session's SMTP server: the control plane's workers send notification email here.
+SMTP_SINK: SmtpServer | None = None
+
+
+def start_smtp_sink() -> SmtpServer:
+    """Start the session's SMTP server and point EMAIL_* of every process started later at it: a
+    worker reads its email settings from its environment once, at start."""
+    global SMTP_SINK
+    SMTP_SINK = SmtpServer().start()
+    os.environ.update(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(SMTP_SINK.port),
+        EMAIL_TIMEOUT="3",
+    )
+    return SMTP_SINK
+
+
+STARTERS = {
+    "heartbeat": lambda: celery_worker(ARTIFACTS, "heartbeat", "heartbeat", concurrency=2),
+    "failover": lambda: celery_worker(ARTIFACTS, "failover", "failover", concurrency=2),
+    # A short staleness limit, so that a job whose worker a test kills is replaced quickly.
+    "default": lambda: celery_worker(ARTIFACTS, "default", "default", concurrency=2, REPLICATION_STALE_S="4"),
+    "beat": lambda: celery_beat(ARTIFACTS),
+}
 
 
 @pytest.fixture(scope="session")
@@ -35,18 +62,29 @@ def control_plane(django_db_setup, django_db_blocker):
 
     redis_client().flushdb()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    sink = start_smtp_sink()  # before the workers, which take its port from their environment
     with django_db_blocker.unblock():
         connection.ensure_connection()
-        processes = {
-            "heartbeat": celery_worker(ARTIFACTS, "heartbeat", "heartbeat", concurrency=2),
-            "failover": celery_worker(ARTIFACTS, "failover", "failover", concurrency=2),
-            # A short staleness limit, so that a job whose worker a test kills is replaced quickly.
-            "default": celery_worker(ARTIFACTS, "default", "default", concurrency=2, REPLICATION_STALE_S="4"),
-        }
-        processes["beat"] = celery_beat(ARTIFACTS)
+        processes = {name: start() for name, start in STARTERS.items()}
     yield processes
     for process in processes.values():
         process.stop()
+    sink.stop()
+
+
+@pytest.fixture
+def smtp_sink(control_plane) -> SmtpServer:
+    """The SMTP server the control plane's workers send to (shared by the session: match messages
+    by event id or recipient)."""
+    assert SMTP_SINK is not None
+    return SMTP_SINK
+
+
+def restart_control_plane(processes: dict, names=None) -> None:
+    """Kill and start again (what systemd's Restart= does for a crashed or wedged worker)."""
+    for name in names or list(processes):
+        processes[name].kill()
+        processes[name] = STARTERS[name]()
 
 
 @pytest.fixture
