@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from django.db import transaction
 
 from alerts.models import Event
 from cluster.hardware import EXAMPLE
@@ -164,14 +165,17 @@ def control_plane_with(private_redis, transactional_db, request):
 @pytest.fixture
 def privately_configured(monkeypatch):
     """A new cluster's configure task goes to the private broker, whichever broker this process's
-    Celery app was set up with by earlier tests."""
+    Celery app was set up with by earlier tests (its connection pool outlives a settings change)."""
     from cluster.tasks import configure_cluster
 
-    def send(cluster_id: int) -> None:
+    def send(cluster: Cluster) -> None:
         with app.connection_for_write(PRIVATE_REDIS) as connection:
-            configure_cluster.apply_async((cluster_id,), producer=app.amqp.Producer(connection))
+            configure_cluster.apply_async((cluster.pk,), producer=app.amqp.Producer(connection))
 
-    monkeypatch.setattr(configure_cluster, "delay", send)
+    def created(cluster: Cluster) -> None:
+        transaction.on_commit(lambda: send(cluster))
+
+    monkeypatch.setattr("cluster.lifecycle.cluster_created", created)
 
 
 def _tls_agents(agents, ca: CertificateAuthority, name: str):
