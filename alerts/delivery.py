@@ -19,7 +19,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
@@ -224,9 +224,10 @@ def attempt(delivery: Delivery) -> str:
 
     if outcome is not None:
         status = DeliveryStatus.DELIVERED if outcome == "delivered" else DeliveryStatus.SENT
-        DeliveryAttempt.objects.filter(pk=log.pk).update(finished_at=now, outcome=outcome)
-        mine.update(status=status, finished_at=now, claimed_until=None, last_error="", updated_at=now)
-        NotificationRule.objects.filter(pk=rule.pk).update(last_delivery_at=now, last_error="")
+        with transaction.atomic():  # one commit for the three rows, not three (bench/notify.py)
+            DeliveryAttempt.objects.filter(pk=log.pk).update(finished_at=now, outcome=outcome)
+            mine.update(status=status, finished_at=now, claimed_until=None, last_error="", updated_at=now)
+            NotificationRule.objects.filter(pk=rule.pk).update(last_delivery_at=now, last_error="")
         logger.info("delivery %s: event %s to rule %s %s", delivery.pk, event.pk, rule.pk, status)
         return status
 
@@ -237,16 +238,17 @@ def attempt(delivery: Delivery) -> str:
         status = DeliveryStatus.EXPIRED
     else:
         status = DeliveryStatus.PENDING
-    DeliveryAttempt.objects.filter(pk=log.pk).update(
-        finished_at=now, outcome=AttemptOutcome.REFUSED if permanent else AttemptOutcome.FAILED, error=error
-    )
     changes = {"status": status, "claimed_until": None, "last_error": error, "updated_at": now}
     if status == DeliveryStatus.PENDING:
         changes["next_attempt_at"] = retry_at
     else:
         changes["finished_at"] = now
-    updated = mine.update(**changes)
-    NotificationRule.objects.filter(pk=rule.pk).update(last_error=error)
+    with transaction.atomic():
+        DeliveryAttempt.objects.filter(pk=log.pk).update(
+            finished_at=now, outcome=AttemptOutcome.REFUSED if permanent else AttemptOutcome.FAILED, error=error
+        )
+        updated = mine.update(**changes)
+        NotificationRule.objects.filter(pk=rule.pk).update(last_error=error)
     logger.warning("delivery %s: attempt %s failed (%s): %s", delivery.pk, delivery.attempts, status, error)
     if updated and status == DeliveryStatus.PENDING:
         enqueue(delivery.pk, countdown=(retry_at - timezone.now()).total_seconds())

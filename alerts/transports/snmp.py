@@ -1,7 +1,13 @@
 """SNMP notifications (DESIGN §9): one trap or inform per call, sent with pysnmp 7's asyncio API.
 
 Every send builds a fresh SnmpEngine and a fresh target: reusing a target across community strings
-on one engine was seen to send twice, and a rule's credentials can change between sends. The engine
+on one engine was seen to send twice, and a rule's credentials can change between sends. The one
+exception is the synchronous send of a v2c *trap* (the delivery task's path): building an engine
+costs pysnmp ~150-300 ms of MIB loading, which capped one worker at ~4 traps per second
+(bench/notify.py), so each worker process keeps one engine per exact target and community
+(never shared between communities) on an event loop thread of its own. v3 traps keep fresh
+engines: each one takes a new engine-boots value, and long-lived engines in several processes
+would send lower boots than the receiver has seen and be dropped (RFC 3414 timeliness). The engine
 always carries the product's stable engine ID, because an SNMPv3 receiver accepts a trap only from
 an engine ID it was told about (`createUser -e <engineID> ...` in snmptrapd.conf). For an inform the
 receiver is the authoritative engine; pysnmp discovers its engine ID with a first probe (RFC 3414
@@ -18,6 +24,7 @@ import logging
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -250,6 +257,52 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return box["result"]
 
 
+class _TrapEngines:
+    """Long-lived engines for v2c traps, one per (engine ID, target, community), driven by one event
+    loop thread per process (created after a fork, never inherited). At most MAX engines (one UDP
+    socket each); the least recently used is closed first. An engine whose send failed is dropped."""
+
+    MAX = 64
+    TIMEOUT_S = 10.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engines: OrderedDict[tuple, SnmpEngine] = OrderedDict()
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                self._pid, self._engines = os.getpid(), OrderedDict()
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=self._loop.run_forever, name="snmp-traps", daemon=True).start()
+            return self._loop
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop())
+        try:
+            return future.result(self.TIMEOUT_S)
+        except TimeoutError:
+            future.cancel()
+            raise TransportError(f"SNMP trap not sent within {self.TIMEOUT_S:g} s") from None
+
+    def get(self, key: tuple, engine_id: bytes) -> SnmpEngine:  # on the loop thread
+        engine = self._engines.pop(key, None) or SnmpEngine(snmpEngineID=OctetString(engine_id))
+        self._engines[key] = engine
+        while len(self._engines) > self.MAX:
+            self._engines.popitem(last=False)[1].close_dispatcher()
+        return engine
+
+    def discard(self, key: tuple) -> None:  # on the loop thread
+        engine = self._engines.pop(key, None)
+        if engine is not None:
+            engine.close_dispatcher()
+
+
+_TRAP_ENGINES = _TrapEngines()
+
+
 class SnmpTransport(Transport):
     """Sends one SNMP trap ("sent") or inform ("delivered") per call. See Transport for the contract."""
 
@@ -261,20 +314,30 @@ class SnmpTransport(Transport):
         return f"SnmpTransport({self.target!r}, engine_id={self.engine_id.hex()!r})"
 
     def notify(self, notification: Notification) -> Outcome:
+        if self.target.version == "v2c" and self.target.mode == "trap":
+            return _TRAP_ENGINES.run(self._notify(notification, reuse=True))
         return run_sync(self.anotify(notification))
 
     async def anotify(self, notification: Notification) -> Outcome:
         """The same as notify(), from a running event loop (bulk sends: gather several of these)."""
+        return await self._notify(notification, reuse=False)
+
+    async def _notify(self, notification: Notification, reuse: bool) -> Outcome:
         target = self.target
         target.validate()
         varbinds = build_varbinds(notification)
-        engine = SnmpEngine(snmpEngineID=OctetString(self.engine_id))
+        key = (self.engine_id, target)
+        engine = (
+            _TRAP_ENGINES.get(key, self.engine_id) if reuse else SnmpEngine(snmpEngineID=OctetString(self.engine_id))
+        )
+        kept = False
         try:
             error_indication, error_status, error_index, _ = await self._send(engine, varbinds)
             if target.mode == "trap":
                 # A trap resolves as soon as it is queued; make sure the datagram left before the
                 # engine (and its socket) goes away.
                 await self._wait_flushed(engine)
+            kept = reuse and not error_indication
         except TransportError:
             raise
         except (PySnmpError, OSError, ValueError) as exc:
@@ -284,8 +347,11 @@ class SnmpTransport(Transport):
             permanent = not isinstance(exc, OSError) and "Bad IPv4/UDP transport address" not in str(exc)
             raise TransportError(self._scrub(f"SNMP {target.describe()} failed: {exc}"), permanent=permanent) from None
         finally:
-            engine.close_dispatcher()
-            await asyncio.sleep(0)  # let the closed socket's transport finish closing
+            if reuse and not kept:
+                _TRAP_ENGINES.discard(key)
+            elif not reuse:
+                engine.close_dispatcher()
+                await asyncio.sleep(0)  # let the closed socket's transport finish closing
 
         if error_indication:
             kind = type(error_indication).__name__

@@ -130,6 +130,30 @@ def test_a_trap_to_a_receiver_that_is_down_still_counts_as_sent(trapd):
     assert SnmpTransport(v2c(trapd.port), ENGINE_ID).notify(a_notification(71)) == "sent"
 
 
+def test_v2c_traps_reuse_one_engine_per_community_without_crossing_or_repeating(trapd):
+    # The delivery path keeps an engine per target and community (alerts/transports/snmp.py):
+    # alternating communities on one receiver must neither send twice nor under the other's name.
+    for event_id in range(121, 127):
+        community = "public" if event_id % 2 else "not-the-community"
+        assert SnmpTransport(v2c(trapd.port, community=community), ENGINE_ID).notify(a_notification(event_id)) == "sent"
+    trapd.wait_for(event_id_is(125))
+    received = [trap.value(dotted_instance(oids.EVENT_ID)) for trap in trapd.traps()]
+    assert sorted(received) == [121, 123, 125]  # once each; snmptrapd drops the unknown community
+
+
+def test_a_kept_trap_engine_still_reaches_a_receiver_that_was_down_and_is_back(trapd):
+    transport = SnmpTransport(v2c(trapd.port), ENGINE_ID)
+    assert transport.notify(a_notification(131)) == "sent"
+    trapd.wait_for(event_id_is(131))
+    assert len(trapd.matching(event_id_is(131))) == 1
+    trapd.stop()
+    assert transport.notify(a_notification(132)) == "sent"
+    trapd.start()
+    assert transport.notify(a_notification(133)) == "sent"
+    trapd.wait_for(event_id_is(133))
+    assert [len(trapd.matching(event_id_is(i))) for i in (132, 133)] == [0, 1]  # the log restarts with it
+
+
 def test_a_v2c_inform_to_a_live_receiver_is_delivered(trapd):
     assert SnmpTransport(v2c(trapd.port, mode="inform"), ENGINE_ID).notify(a_notification(81)) == "delivered"
     trap = trapd.wait_for(event_id_is(81))
