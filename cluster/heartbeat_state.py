@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dms_admin.redis import redis_client
+import redis
+
+from dms_admin.redis import async_redis_client, redis_client
 
 PREFIX = "dms:"
 
@@ -94,11 +96,22 @@ class HeartbeatState:
     def __init__(self, client=None):
         self.redis = client or redis_client()
         self._record = self.redis.register_script(_RECORD_GRANT)
+        self.redis.script_load(_RECORD_GRANT)  # so that the asyncio client can EVALSHA it at once
         self._undo = self.redis.register_script(_UNDO_GRANT)
         self._fence = self.redis.register_script(_SET_FENCE)
         self._count = self.redis.register_script(_COUNT_SLOT)
 
     # -- grants and fences ---------------------------------------------------------------------
+    async def arecord_grant(self, cluster_id: int, epoch: int, now: float) -> tuple[bool, str]:
+        """`record_grant` from the probes' event loop, without blocking the other probes' I/O."""
+        client = async_redis_client()
+        args = (2, fence_key(cluster_id), grant_key(cluster_id), epoch, repr(now))
+        try:
+            recorded, detail = await client.evalsha(self._record.sha, *args)
+        except redis.exceptions.NoScriptError:  # a restarted Redis forgot its scripts
+            recorded, detail = await client.eval(_RECORD_GRANT, *args)
+        return bool(recorded), detail.decode() if isinstance(detail, bytes) else str(detail)
+
     def record_grant(self, cluster_id: int, epoch: int, now: float) -> tuple[bool, str]:
         """Record a grant before sending it; (False, reason) means send none (lease_s 0)."""
         recorded, detail = self._record(keys=[fence_key(cluster_id), grant_key(cluster_id)], args=[epoch, repr(now)])

@@ -141,7 +141,7 @@ async def probe_slot(
     sent_at = time.time()
     lease, reason = 0.0, "fenced in the database"
     if may_grant(cluster, skewed):
-        recorded, detail = state.record_grant(cluster.id, cluster.epoch, sent_at)
+        recorded, detail = await state.arecord_grant(cluster.id, cluster.epoch, sent_at)
         lease, reason = (cluster.lease_s, "") if recorded else (0.0, detail)
         previous = detail
     elif cluster.primary.id in skewed:

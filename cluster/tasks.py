@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from celery import shared_task
 from celery.signals import worker_process_shutdown
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 DISPATCH_EVERY_S = 1.0  # beat's period for dispatch_heartbeats
 WINDOW_S = DISPATCH_EVERY_S + 0.5  # each dispatch schedules the slots of the next window
 BATCH = 500
-FLUSH_EVERY_S = 10
 
 
 def _at(timestamp: float) -> datetime:
@@ -65,8 +65,6 @@ def dispatch_heartbeats() -> int:
                 )
                 sent += 1
     _resume_failovers()
-    if state.redis.set(f"{PREFIX}flush", 1, nx=True, ex=FLUSH_EVERY_S):
-        flush_last_seen(state)
     return sent
 
 
@@ -92,17 +90,28 @@ def _resume_failovers() -> None:
         run_failover.apply_async((cluster_id,), expires=30)
 
 
-def flush_last_seen(state: HeartbeatState) -> None:
-    """The periodic flush of last-seen times (DESIGN §4.6): one UPDATE per server that was heard."""
+@shared_task(ignore_result=True)
+def flush_last_seen() -> int:
+    """The periodic flush of last-seen times (DESIGN §4.6), off the heartbeat queue: one UPDATE
+    statement per thousand servers heard since the last flush."""
+    state = HeartbeatState()
     servers = list(Server.objects.values_list("id", "last_heartbeat_at"))
     seen = state.last_answers([sid for sid, _ in servers])
-    changed = []
-    for server_id, stored in servers:
-        if server_id in seen:
-            at = _at(seen[server_id])
-            if stored is None or at > stored:
-                changed.append(Server(pk=server_id, last_heartbeat_at=at))
-    Server.objects.bulk_update(changed, ["last_heartbeat_at"], batch_size=500)
+    changed = [
+        (server_id, _at(seen[server_id]))
+        for server_id, stored in servers
+        if server_id in seen and (stored is None or _at(seen[server_id]) > stored)
+    ]
+    table = Server._meta.db_table
+    with connection.cursor() as cursor:
+        for start in range(0, len(changed), 1000):
+            chunk = changed[start : start + 1000]
+            rows = ", ".join(["(%s, %s)"] * len(chunk))
+            if connection.vendor == "postgresql":
+                rows = ", ".join(["(%s::bigint, %s::timestamptz)"] * len(chunk))
+            sql = f"UPDATE {table} SET last_heartbeat_at = v.at FROM (VALUES {rows}) AS v(id, at)"
+            cursor.execute(f"{sql} WHERE {table}.id = v.id", [value for row in chunk for value in row])
+    return len(changed)
 
 
 @shared_task(ignore_result=True)

@@ -3,9 +3,25 @@
 from functools import lru_cache
 
 import redis
+import redis.asyncio
 from django.conf import settings
 
 
 @lru_cache(maxsize=1)
 def redis_client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+
+
+_ASYNC_CLIENTS: dict[int, redis.asyncio.Redis] = {}
+
+
+def async_redis_client() -> redis.asyncio.Redis:
+    """An asyncio client for the running event loop (a client must stay on the loop it was made on)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    client = _ASYNC_CLIENTS.get(id(loop))
+    if client is None:
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=1.0, socket_connect_timeout=1.0)
+        _ASYNC_CLIENTS[id(loop)] = client
+    return client

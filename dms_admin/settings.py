@@ -157,6 +157,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE: dict = {
     "dispatch-heartbeats": {"task": "cluster.tasks.dispatch_heartbeats", "schedule": 1.0},
     "dispatch-replication": {"task": "cluster.tasks.dispatch_replication", "schedule": 5.0},
+    "flush-last-seen": {"task": "cluster.tasks.flush_last_seen", "schedule": 10.0},
 }
 # How long a failover task's claim lasts without renewal before another worker takes over (§4a.6).
 FAILOVER_CLAIM_S = float(os.environ.get("FAILOVER_CLAIM_S", "3.0"))

@@ -69,3 +69,18 @@ def test_each_slot_counts_once_and_stale_slots_not_at_all(state):
     assert (third.misses, third.first_miss_at) == (2, 10.0)
     answered = state.count_slot(SERVER, 13, 13.0, answered=True)
     assert (answered.misses, answered.answers) == (0, 1)
+
+
+def test_last_seen_times_are_flushed_to_the_database_in_bulk(db, state):
+    from cluster.tasks import flush_last_seen
+    from tests.factories import ServerFactory
+
+    heard, silent = ServerFactory(), ServerFactory()
+    state.redis.hset(f"dms:srv:{heard.pk}", "last_answer_at", "1764100000.5")
+
+    assert flush_last_seen() == 1
+
+    heard.refresh_from_db()
+    silent.refresh_from_db()
+    assert heard.last_heartbeat_at.timestamp() == 1764100000.5 and silent.last_heartbeat_at is None
+    assert flush_last_seen() == 0  # nothing newer: nothing written
