@@ -83,8 +83,3 @@ class Incidents:
         )
         transaction.on_commit(lambda: self.redis.hdel(self.key, key))
         return event
-
-    def open_names(self, failure: EventType) -> list[str]:
-        self._ensure_loaded()
-        prefix = f"{failure}:"
-        return [k.decode()[len(prefix) :] for k in self.redis.hkeys(self.key) if k.decode().startswith(prefix)]
