@@ -269,14 +269,17 @@ class _TrapEngines:
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._engines: OrderedDict[tuple, SnmpEngine] = OrderedDict()
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
-            if self._loop is None or self._pid != os.getpid():
+            alive = self._thread is not None and self._thread.is_alive()
+            if self._loop is None or self._pid != os.getpid() or not alive:
                 self._pid, self._engines = os.getpid(), OrderedDict()
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="snmp-traps", daemon=True).start()
+                self._thread = threading.Thread(target=self._loop.run_forever, name="snmp-traps", daemon=True)
+                self._thread.start()
             return self._loop
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
