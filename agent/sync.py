@@ -29,6 +29,7 @@ import logging
 import os
 import shutil
 import ssl
+import stat
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -582,20 +583,32 @@ class SyncManager:
         job.quarantined += 1
         job.dirty_dirs.add(dest.parent)
 
-    def _clear_way(self, job: SyncJob, target: Path, rel: str) -> None:
+    def _clear_way(self, job: SyncJob, target: Path, rel: str) -> bool:
         """Remove what blocks `target`: a file where a parent directory must be, or a directory
         where the file must be (a type change on the source). Their files are local-only, so
-        they are deleted (or quarantined) like any file the source no longer has."""
+        they are deleted (or quarantined) like any file the source no longer has.
+        Returns True when every parent directory exists already (one lstat per part: the
+        common case costs no more)."""
         parts = rel.split("/")
-        for i in range(1, len(parts)):
-            parent = self.store.root.joinpath(*parts[:i])
-            if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-                self._discard(job, parent, "/".join(parts[:i]))
-                break
-        if target.is_dir() and not target.is_symlink():
+        path = str(self.store.root)
+        for i in range(len(parts) - 1):
+            path = os.path.join(path, parts[i])
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                return False  # nothing below a missing directory either
+            if not stat.S_ISDIR(mode):  # a symlink or a file where a directory must be
+                self._discard(job, Path(path), "/".join(parts[: i + 1]))
+                return False
+        try:
+            is_dir = stat.S_ISDIR(os.lstat(target).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = False
+        if is_dir:
             for sub in sorted(p for p in target.rglob("*") if not p.is_dir() or p.is_symlink()):
                 self._discard(job, sub, sub.relative_to(self.store.root).as_posix())
             shutil.rmtree(target)
+        return True
 
     def _discard(self, job: SyncJob, path: Path, rel: str) -> None:
         if not job.delete and not job.quarantine:
@@ -610,8 +623,8 @@ class SyncManager:
     def _place(self, job: SyncJob, tmp: Path, f: dict[str, Any], existed: bool) -> None:
         rel = f["path"]
         target = self.store.root.joinpath(*rel.split("/"))
-        self._clear_way(job, target, rel)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if not self._clear_way(job, target, rel):
+            target.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.store.resolve(rel)  # nothing made meanwhile may lead outside the data dir
         except PathRefused as exc:
