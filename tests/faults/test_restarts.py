@@ -2,9 +2,9 @@
 failover's lease wait (grants, fences, counters and queued tasks are lost: DESIGN §4a rules 3 and
 9), and the whole control plane (workers and beat) restarted in the middle of a failover.
 
-A worker that does not survive a Redis restart is restarted, as systemd's `Restart=always` does in
-production (docs/operator-guide.md): Celery 5.7's worker can die with "Unrecoverable error" when its
-broker vanishes.
+After a Redis restart the control plane's processes are restarted too, as the operator guide's
+systemd units do: what is proved here is that the lost records (grants, fences, counters, queued
+tasks) never let two agents serve, and that everything resumes.
 """
 
 import time
@@ -31,21 +31,12 @@ def suite_redis():
 
 
 def _restart_redis(server: PrivateRedis, control_plane) -> float:
-    logs = {name: len(process.log()) for name, process in control_plane.items()}
-
-    def broken() -> list[str]:
-        return [
-            name
-            for name, process in control_plane.items()
-            if not process.alive or "Unrecoverable error" in process.log()[logs[name] :]
-        ]
-
+    """Restart the suite's Redis, then the control plane's processes, as the operator guide's
+    systemd units do (`PartOf=redis-server.service`): Celery 5.7's worker reconnects to a restarted
+    Redis broker but may then consume nothing more, or die with "Unrecoverable error"."""
     server.restart(down_for=0.5)
     restarted = time.time()
-    # Until the dispatcher has run against the new Redis (a fence is back) or a process gave up.
-    wait_until(lambda: redis_client().keys("dms:fence:*") or broken(), 20, interval=0.2, message="recovery")
-    if broken():
-        restart_control_plane(control_plane, broken())
+    restart_control_plane(control_plane)
     return restarted
 
 
