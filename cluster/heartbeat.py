@@ -227,6 +227,12 @@ class SlotEvaluator:
             return False
         return body.get("role") not in (Role.SECONDARY, Role.CANDIDATE) or body.get("epoch") != self.view.epoch
 
+    def _open(self, incidents: Incidents, failure: EventType, message: str, server: Server, details: dict, name=""):
+        return incidents.open(failure, message, cluster=self.cluster, server=server, details=details, name=name)
+
+    def _close(self, incidents: Incidents, failure: EventType, message: str, server: Server, details: dict, name=""):
+        return incidents.close(failure, message, cluster=self.cluster, server=server, details=details, name=name)
+
     def _checks(self, server: Server, body: dict, incidents: Incidents, is_primary: bool) -> None:
         threshold = self.view.threshold
         for service in body.get("services") or []:
@@ -236,67 +242,34 @@ class SlotEvaluator:
             failures = int(service.get("consecutive_failures") or 0)
             if not service.get("ok") and failures >= threshold:
                 evidence = {"service": name, "consecutive_failures": failures, "rule": f"{threshold} failed checks"}
-                with transaction.atomic():
-                    incidents.open(
-                        EventType.CRITICAL_SERVICE_FAILED,
-                        f"Critical service {name} failed on {server.name} ({failures} checks in a row).",
-                        cluster=self.cluster,
-                        server=server,
-                        details=evidence,
-                        name=name,
-                    )
+                message = f"Critical service {name} failed on {server.name} ({failures} checks in a row)."
+                self._open(incidents, EventType.CRITICAL_SERVICE_FAILED, message, server, evidence, name)
                 if is_primary:
                     self.failover_causes.append(("critical_service", evidence))
             elif service.get("ok") and incidents.is_open(EventType.CRITICAL_SERVICE_FAILED, name):
-                with transaction.atomic():
-                    incidents.close(
-                        EventType.CRITICAL_SERVICE_FAILED,
-                        f"Critical service {name} on {server.name} passes again.",
-                        cluster=self.cluster,
-                        server=server,
-                        details={"service": name},
-                        name=name,
-                    )
+                message = f"Critical service {name} on {server.name} passes again."
+                self._close(incidents, EventType.CRITICAL_SERVICE_FAILED, message, server, {"service": name}, name)
         for component in body.get("components") or []:
             name = str(component.get("name", "?"))
-            with transaction.atomic():
-                if not component.get("ok"):
-                    incidents.open(
-                        EventType.COMPONENT_FAILED,
-                        f"Component {name} failed on {server.name}; no failover for a component.",
-                        cluster=self.cluster,
-                        server=server,
-                        details={"component": name},
-                        name=name,
-                    )
-                elif incidents.is_open(EventType.COMPONENT_FAILED, name):
-                    incidents.close(
-                        EventType.COMPONENT_FAILED,
-                        f"Component {name} on {server.name} works again.",
-                        cluster=self.cluster,
-                        server=server,
-                        details={"component": name},
-                        name=name,
-                    )
+            details = {"component": name}
+            if not component.get("ok"):
+                message = f"Component {name} failed on {server.name}; no failover for a component."
+                self._open(incidents, EventType.COMPONENT_FAILED, message, server, details, name)
+            elif incidents.is_open(EventType.COMPONENT_FAILED, name):
+                message = f"Component {name} on {server.name} works again."
+                self._close(incidents, EventType.COMPONENT_FAILED, message, server, details, name)
 
     def _skew(self, server: Server, answer, incidents: Incidents, is_primary: bool) -> None:
         reading = skew_reading(self.view, answer)
         if reading is None:
             return
         bad, offset, uncertainty, limit = reading
-        key = server_key(server.pk)
-        streak = self._bump(key, "skew_bad" if bad else "skew_good")
+        streak = self._bump(server_key(server.pk), "skew_bad" if bad else "skew_good")
         evidence = {"offset_s": round(offset, 4), "uncertainty_s": round(uncertainty, 4), "limit_s": limit}
         if bad and streak >= SKEW_READINGS:
             self.state.redis.sadd(SKEWED_SET, server.pk)
-            with transaction.atomic():
-                incidents.open(
-                    EventType.CLOCK_SKEW_DETECTED,
-                    f"The clock of {server.name} is {offset:+.3f} s off; grants to it stopped.",
-                    cluster=self.cluster,
-                    server=server,
-                    details={**evidence, "readings": streak},
-                )
+            message = f"The clock of {server.name} is {offset:+.3f} s off; grants to it stopped."
+            self._open(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, {**evidence, "readings": streak})
             if is_primary:
                 self.failover_causes.append(("clock_skew", evidence))
         elif (
@@ -305,14 +278,8 @@ class SlotEvaluator:
             and self._maybe_skewed(server.pk)
             and self.state.redis.srem(SKEWED_SET, server.pk)
         ):
-            with transaction.atomic():
-                incidents.close(
-                    EventType.CLOCK_SKEW_DETECTED,
-                    f"The clock of {server.name} is back within {limit:g} s.",
-                    cluster=self.cluster,
-                    server=server,
-                    details=evidence,
-                )
+            message = f"The clock of {server.name} is back within {limit:g} s."
+            self._close(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, evidence)
 
     # -- the heartbeat link and the cluster -------------------------------------------------------
     def _link(self) -> None:
@@ -321,8 +288,7 @@ class SlotEvaluator:
         if reading is None:
             return  # a down primary is not a link fault
         bad, cut_by_control_plane, peer = reading
-        key = link_key(self.cluster.pk)
-        streak = self._bump(key, _streak(bad)[0])
+        streak = self._bump(link_key(self.cluster.pk), _streak(bad)[0])
         server = self.cluster.primary
         incidents = self._incidents(server.pk)
         evidence = {
@@ -331,25 +297,15 @@ class SlotEvaluator:
             "secondary_last_answer_age_s": peer.get("last_answer_age_s"),
             "readings": streak,
         }
+        name = self.cluster.name
         if bad and streak >= self.view.threshold:
-            with transaction.atomic():
-                incidents.open(
-                    EventType.HEARTBEAT_LINK_DOWN,
-                    f"The heartbeat link of cluster {self.cluster.name} is down; the primary answers on its "
-                    "intranet address, so no failover.",
-                    cluster=self.cluster,
-                    server=server,
-                    details=evidence,
-                )
+            message = (
+                f"The heartbeat link of cluster {name} is down on one side; the primary still answers: no failover."
+            )
+            self._open(incidents, EventType.HEARTBEAT_LINK_DOWN, message, server, evidence)
         elif not bad and streak >= self.view.recovery_threshold and incidents.is_open(EventType.HEARTBEAT_LINK_DOWN):
-            with transaction.atomic():
-                incidents.close(
-                    EventType.HEARTBEAT_LINK_DOWN,
-                    f"The heartbeat link of cluster {self.cluster.name} works again.",
-                    cluster=self.cluster,
-                    server=server,
-                    details=evidence,
-                )
+            message = f"The heartbeat link of cluster {name} works again."
+            self._close(incidents, EventType.HEARTBEAT_LINK_DOWN, message, server, evidence)
 
     def _cluster_state(self) -> None:
         cluster = self.cluster
