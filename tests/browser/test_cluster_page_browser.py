@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def replicating(users):
+def replicating(users, control_plane_paused):
     """A cluster with a job history (a success, a paused shrink) and a job a quarter done."""
     cluster = ClusterFactory(name="hq-signs-dmm", deployment=DeploymentFactory(name="hq-digital-signs"))
     now = timezone.now()

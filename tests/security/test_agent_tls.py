@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import datetime
 import ipaddress
-import signal
 import time
 from pathlib import Path
 
@@ -116,22 +115,7 @@ class CertificateAuthority:
 
 
 @pytest.fixture
-def session_control_plane_paused(request):
-    """Pause the session's control plane if another module started it (see the module docstring)."""
-    processes = []
-    for fixturedef in request._fixturemanager.getfixturedefs("control_plane", request.node) or []:
-        cached = fixturedef.cached_result
-        if cached is not None and cached[2] is None:
-            processes = list(cached[0].values())
-    for process in processes:
-        process.signal(signal.SIGSTOP)
-    yield
-    for process in processes:
-        process.signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def private_redis(settings, session_control_plane_paused):
+def private_redis(settings, control_plane_paused):
     settings.REDIS_URL = settings.CELERY_BROKER_URL = PRIVATE_REDIS
     redis_client.cache_clear()
     redis_client().flushdb()

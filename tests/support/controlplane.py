@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,22 @@ def smtp_sink(control_plane) -> SmtpServer:
     by event id or recipient)."""
     assert SMTP_SINK is not None
     return SMTP_SINK
+
+
+@pytest.fixture
+def control_plane_paused(request):
+    """Pause the session's control plane, if a test before this one started it, for tests whose
+    cluster rows must not be configured, probed or replicated by it (SIGSTOP, SIGCONT after)."""
+    processes = []
+    for fixturedef in request._fixturemanager.getfixturedefs("control_plane", request.node) or []:
+        cached = fixturedef.cached_result
+        if cached is not None and cached[2] is None:
+            processes = list(cached[0].values())
+    for process in processes:
+        process.signal(signal.SIGSTOP)
+    yield
+    for process in processes:
+        process.signal(signal.SIGCONT)
 
 
 def restart_control_plane(processes: dict, names=None) -> None:
