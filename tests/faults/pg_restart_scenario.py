@@ -40,9 +40,9 @@ def ensure_private_postgres() -> None:
     subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True)
 
 
-def restart_private_postgres() -> None:
+def restart_private_postgres(action: str = "restart") -> None:
     version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(["pg_ctlcluster", version, CLUSTER, "restart", "-m", "fast"], check=True)
+    subprocess.run(["pg_ctlcluster", version, CLUSTER, action, "-m", "fast"], check=True)
 
 
 def main() -> int:
@@ -125,6 +125,10 @@ def main() -> int:
         for process in processes.values():
             process.stop()
         factory.close()
+        from django.db import connections
+
+        connections.close_all()
+        restart_private_postgres("stop")  # the cluster stays on disk for the next run; the server does not
     print(json.dumps(result))
     return 0
 
