@@ -62,4 +62,9 @@ COLOURS = {
     "down": "red",
     "unknown": "grey",
     "unconfigured": "grey",
+    # replication jobs
+    "running": "blue",
+    "succeeded": "green",
+    "failed": "red",
+    "aborted": "amber",
 }

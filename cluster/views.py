@@ -139,7 +139,6 @@ def _decorate(clusters: list[Cluster], now: datetime) -> None:
 # The last job's state and error ride along as annotations (one query), for the replication state.
 CLUSTERS = with_last_job(Cluster.objects.select_related("primary", "secondary"))
 HISTORY = 20
-JOB_COLOURS = {"running": "blue", "succeeded": "green", "failed": "red", "aborted": "amber"}
 
 
 @role_required(VIEWER)
@@ -187,7 +186,6 @@ def _replication_context(cluster: Cluster) -> dict:
     """The running job (if any) and the last jobs, newest first, in one query."""
     jobs = list(ReplicationJob.objects.filter(cluster=cluster).order_by("-id")[:HISTORY])
     for job in jobs:
-        job.colour = JOB_COLOURS.get(job.state, "grey")
         end = job.finished_at or timezone.now()
         job.duration = _duration((end - job.started_at).total_seconds())
     running = next((job for job in jobs if job.state == ReplicationJob.State.RUNNING), None)

@@ -1,4 +1,5 @@
-"""Template helpers shared by every page: roles, colour badges, durations."""
+"""Template helpers shared by every page (`{% load dms %}`, registered in settings.TEMPLATES):
+roles, colour badges, durations. Project-level, so it may read both apps' colours."""
 
 from __future__ import annotations
 
@@ -9,25 +10,12 @@ from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 
+from alerts.choices import COLOURS as ALERT_COLOURS
+from cluster.choices import COLOURS as CLUSTER_COLOURS
 from dms_admin.permissions import RANK, has_role, role_rank
-
-from ..choices import COLOURS as ALERT_COLOURS
 
 register = template.Library()
 
-CLUSTER_COLOURS = {
-    "up": "green",
-    "healthy": "green",
-    "primary": "blue",
-    "secondary": "grey",
-    "candidate": "amber",
-    "syncing": "blue",
-    "degraded": "amber",
-    "failing_over": "red",
-    "down": "red",
-    "unknown": "grey",
-    "unconfigured": "grey",
-}
 
 
 @register.filter
