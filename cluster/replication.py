@@ -303,10 +303,12 @@ def _sync_rows(model, server: Server, source: str, items: list, fields) -> bool:
 
 
 def with_last_job(clusters):
-    """Annotate each cluster with its last job's state and error, in the same query."""
+    """Annotate each cluster with its last job's state, error and end, in the same query."""
     from django.db.models import OuterRef, Subquery
 
     last = ReplicationJob.objects.filter(cluster=OuterRef("pk")).order_by("-id")
     return clusters.annotate(
-        last_job_state=Subquery(last.values("state")[:1]), last_job_error=Subquery(last.values("error")[:1])
+        last_job_state=Subquery(last.values("state")[:1]),
+        last_job_error=Subquery(last.values("error")[:1]),
+        last_job_finished_at=Subquery(last.values("finished_at")[:1]),
     )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from celery import shared_task
 from celery.signals import worker_process_shutdown
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from . import metrics
@@ -260,35 +260,47 @@ def replicate(cluster_id: int, kind: str = ReplicationJob.Kind.INCREMENTAL) -> s
 def dispatch_replication() -> int:
     """Start the jobs that are due: each cluster every `replication_interval`, sooner after a failure
     (backoff), and at once for a cluster that waits for its initial sync or a resync."""
-    from .replication import close_stale_jobs
+    from .replication import close_stale_jobs, with_last_job
 
     close_stale_jobs()
     now = timezone.now()
-    started = 0
-    running = set(
-        ReplicationJob.objects.filter(state=ReplicationJob.State.RUNNING).values_list("cluster_id", flat=True)
+    clusters = list(
+        with_last_job(Cluster.objects.exclude(state=ClusterState.FAILING_OVER))
+        .filter(failover_request__isnull=True)
+        .exclude(secondary__state=ServerState.DOWN)  # nothing to copy to
     )
-    due = Cluster.objects.exclude(state=ClusterState.FAILING_OVER).filter(failover_request__isnull=True)
-    for cluster in due.exclude(secondary__state=ServerState.DOWN):  # nothing to copy to
-        if cluster.pk in running or not _replication_due(cluster, now):
-            continue
-        replicate.delay(cluster.pk)
-        started += 1
+    failures = _failures_since_last_success([c.pk for c in clusters if c.last_job_state in FAILED_STATES])
+    started = 0
+    for cluster in clusters:
+        if _replication_due(cluster, failures.get(cluster.pk, 0), now):
+            replicate.delay(cluster.pk)
+            started += 1
     return started
 
 
-def _replication_due(cluster: Cluster, now) -> bool:
-    last = ReplicationJob.objects.filter(cluster=cluster).order_by("-id").only("state", "finished_at").first()
-    if last is None or last.finished_at is None:
-        return last is None and cluster.state != ClusterState.SYNCING  # a new cluster starts from configure
-    waited = (now - last.finished_at).total_seconds()
-    if last.state in (ReplicationJob.State.FAILED, ReplicationJob.State.ABORTED):
-        failures = 0
-        for job in ReplicationJob.objects.filter(cluster=cluster).order_by("-id").only("state")[:8]:
-            if job.state == ReplicationJob.State.SUCCEEDED:
-                break
-            failures += 1
-        return waited >= min(cluster.replication_interval, 2.0 * 2**failures)
+FAILED_STATES = (ReplicationJob.State.FAILED, ReplicationJob.State.ABORTED)
+
+
+def _failures_since_last_success(cluster_ids: list[int]) -> dict[int, int]:
+    """Failed jobs since each cluster's last success, for the backoff: one query for them all."""
+    rows = (
+        ReplicationJob.objects.filter(cluster_id__in=cluster_ids, state__in=FAILED_STATES)
+        .filter(Q(cluster__last_replication_at__isnull=True) | Q(finished_at__gt=F("cluster__last_replication_at")))
+        .values("cluster_id")
+        .annotate(count=Count("id"))
+    )
+    return {row["cluster_id"]: row["count"] for row in rows}
+
+
+def _replication_due(cluster: Cluster, failures: int, now) -> bool:
+    """From the cluster's last-job annotations (`with_last_job`): no query of its own."""
+    if cluster.last_job_state is None:
+        return cluster.state != ClusterState.SYNCING  # a new cluster's first job comes from configure
+    if cluster.last_job_state == ReplicationJob.State.RUNNING or cluster.last_job_finished_at is None:
+        return False
+    waited = (now - cluster.last_job_finished_at).total_seconds()
+    if cluster.last_job_state in FAILED_STATES:
+        return waited >= min(cluster.replication_interval, 2.0 * 2 ** min(failures, 8))
     if cluster.needs_resync or cluster.state == ClusterState.SYNCING:
         return True
     return waited >= cluster.replication_interval
