@@ -38,6 +38,7 @@ class Refused(Exception):
 
 # --- body validation -------------------------------------------------------------------------
 
+
 def _is_number(value: Any) -> bool:
     # bool is an int subclass; `true` is never a valid epoch or duration.
     return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -55,8 +56,14 @@ def get_int(body: Mapping[str, Any], key: str, *, minimum: int = 0) -> int:
     return value
 
 
-def get_number(body: Mapping[str, Any], key: str, *, minimum: float | None = None,
-               default: float | None = None, positive: bool = False) -> float:
+def get_number(
+    body: Mapping[str, Any],
+    key: str,
+    *,
+    minimum: float | None = None,
+    default: float | None = None,
+    positive: bool = False,
+) -> float:
     """Return body[key] as a float, or `default` when absent and a default is given."""
     if key not in body or body[key] is None:
         if default is not None:
@@ -75,8 +82,7 @@ def get_number(body: Mapping[str, Any], key: str, *, minimum: float | None = Non
     return value
 
 
-def get_str(body: Mapping[str, Any], key: str, *, default: str | None = None,
-            required: bool = True) -> str | None:
+def get_str(body: Mapping[str, Any], key: str, *, default: str | None = None, required: bool = True) -> str | None:
     if key not in body or body[key] is None:
         if default is not None or not required:
             return default
@@ -94,6 +100,7 @@ def require_object(body: Any, what: str = "body") -> dict[str, Any]:
 
 
 # --- state ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Settings:
@@ -115,8 +122,11 @@ class Candidacy:
     deadline_mono: float
 
     def public(self, mono_now: float) -> dict[str, Any]:
-        return {"id": self.id, "deadline_s": self.deadline_s,
-                "remaining_s": round(max(0.0, self.deadline_mono - mono_now), 3)}
+        return {
+            "id": self.id,
+            "deadline_s": self.deadline_s,
+            "remaining_s": round(max(0.0, self.deadline_mono - mono_now), 3),
+        }
 
 
 @dataclass
@@ -128,10 +138,6 @@ class GrantTicket:
     previous_sent: float | None
 
 
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 class AgentCore:
     """Role, epoch, seq, candidacy and lease of one appliance.
 
@@ -140,11 +146,17 @@ class AgentCore:
     acknowledged; `serving_log(dict)` receives write-ahead serving-interval records.
     """
 
-    def __init__(self, *, mono: Callable[[], float], wall: Callable[[], float],
-                 state: Mapping[str, Any] | None = None,
-                 persist: Callable[[dict[str, Any]], None] | None = None,
-                 serving_log: Callable[[dict[str, Any]], None] | None = None,
-                 name: str = "agent", logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        mono: Callable[[], float],
+        wall: Callable[[], float],
+        state: Mapping[str, Any] | None = None,
+        persist: Callable[[dict[str, Any]], None] | None = None,
+        serving_log: Callable[[dict[str, Any]], None] | None = None,
+        name: str = "agent",
+        logger: logging.Logger | None = None,
+    ) -> None:
         self.mono = mono
         self.wall = wall
         self.name = name
@@ -180,9 +192,12 @@ class AgentCore:
         c = state.get("candidacy")
         if c:
             remaining = float(c["deadline_wall"]) - self.wall()
-            self.candidacy = Candidacy(id=str(c["id"]), deadline_s=float(c["deadline_s"]),
-                                       deadline_wall=float(c["deadline_wall"]),
-                                       deadline_mono=self.mono() + remaining)
+            self.candidacy = Candidacy(
+                id=str(c["id"]),
+                deadline_s=float(c["deadline_s"]),
+                deadline_wall=float(c["deadline_wall"]),
+                deadline_mono=self.mono() + remaining,
+            )
         if self.role in ("secondary", "candidate"):
             # We may have sent a grant just before the restart: count it as sent now (§4a.2).
             self.last_grant_sent = self.started_mono
@@ -190,9 +205,12 @@ class AgentCore:
     def durable_state(self) -> dict[str, Any]:
         c = self.candidacy
         return {
-            "role": self.role, "epoch": self.epoch, "seq": self.seq,
-            "candidacy": None if c is None else {
-                "id": c.id, "deadline_s": c.deadline_s, "deadline_wall": c.deadline_wall},
+            "role": self.role,
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "candidacy": None
+            if c is None
+            else {"id": c.id, "deadline_s": c.deadline_s, "deadline_wall": c.deadline_wall},
             "settings": dict(self.settings.__dict__),
         }
 
@@ -242,8 +260,7 @@ class AgentCore:
             return "lease_s is 0 (probe only)"
         age = wall_now - sent_at
         if age < -self.settings.max_clock_skew:
-            return (f"sent_at is {-age:.3f}s in the future "
-                    f"(max_clock_skew {self.settings.max_clock_skew}s)")
+            return f"sent_at is {-age:.3f}s in the future (max_clock_skew {self.settings.max_clock_skew}s)"
         if age > self.settings.max_grant_delay:
             return f"grant is {age:.3f}s old (max_grant_delay {self.settings.max_grant_delay}s)"
         return None
@@ -254,8 +271,9 @@ class AgentCore:
         """Revert a candidacy past its deadline to secondary (DESIGN §4a.11)."""
         now = self.mono() if mono_now is None else mono_now
         if self.role == "candidate" and self.candidacy and now >= self.candidacy.deadline_mono:
-            self.log.info("%s: role candidate -> secondary (candidacy %s passed its deadline)",
-                          self.name, self.candidacy.id)
+            self.log.info(
+                "%s: role candidate -> secondary (candidacy %s passed its deadline)", self.name, self.candidacy.id
+            )
             self.role = "secondary"
             self.candidacy = None
             self._save()
@@ -269,7 +287,9 @@ class AgentCore:
         """The fields every role answer (200 or 409) carries."""
         now = self.mono() if mono_now is None else mono_now
         return {
-            "role": self.role, "epoch": self.epoch, "seq": self.seq,
+            "role": self.role,
+            "epoch": self.epoch,
+            "seq": self.seq,
             "candidacy": None if self.candidacy is None else self.candidacy.public(now),
             "last_grant_sent_age_s": self.last_grant_sent_age(now),
         }
@@ -277,14 +297,12 @@ class AgentCore:
     def lease_fields(self, mono_now: float) -> dict[str, Any]:
         held = self.lease_epoch == self.epoch and self.role == "primary"
         until = self.lease_until if held else 0.0
-        return {"lease_until": round(until, 6),
-                "lease_remaining_s": round(max(0.0, until - mono_now), 3)}
+        return {"lease_until": round(until, 6), "lease_remaining_s": round(max(0.0, until - mono_now), 3)}
 
     def peer_fields(self, mono_now: float) -> dict[str, Any]:
         return {
             "ok": self.peer_ok,
-            "last_answer_age_s": None if self.last_answer is None
-            else round(mono_now - self.last_answer, 3),
+            "last_answer_age_s": None if self.last_answer is None else round(mono_now - self.last_answer, 3),
             "last_grant_sent_age_s": self.last_grant_sent_age(mono_now),
         }
 
@@ -293,16 +311,20 @@ class AgentCore:
     def check_order(self, epoch: int, seq: int, what: str) -> None:
         """Refuse (409) anything whose (epoch, seq) is not strictly newer than held (§4a.12)."""
         if (epoch, seq) <= (self.epoch, self.seq):
-            raise Refused(f"{what} (epoch {epoch}, seq {seq}) is not newer than held "
-                          f"(epoch {self.epoch}, seq {self.seq})", self.status())
+            raise Refused(
+                f"{what} (epoch {epoch}, seq {seq}) is not newer than held (epoch {self.epoch}, seq {self.seq})",
+                self.status(),
+            )
 
     def accept_seq(self, epoch: int, seq: int, what: str) -> None:
         """Order a non-role command (inventory): same epoch, newer seq; records the seq."""
         self.expire()
         self.check_order(epoch, seq, what)
         if epoch != self.epoch:
-            raise Refused(f"{what} names epoch {epoch} but the agent is at epoch {self.epoch}; "
-                          "a role command moves epochs", self.status())
+            raise Refused(
+                f"{what} names epoch {epoch} but the agent is at epoch {self.epoch}; a role command moves epochs",
+                self.status(),
+            )
         held_seq, self.seq = self.seq, seq
         try:
             self._save()
@@ -310,8 +332,9 @@ class AgentCore:
             self.seq = held_seq
             raise
 
-    def apply_role(self, body: Any, receipt_mono: float | None = None,
-                   receipt_wall: float | None = None) -> dict[str, Any]:
+    def apply_role(
+        self, body: Any, receipt_mono: float | None = None, receipt_wall: float | None = None
+    ) -> dict[str, Any]:
         """`POST /v1/role`: validate, order-check and apply a role command.
 
         Returns the 200 answer; raises BadRequest (400) or Refused (409).
@@ -357,9 +380,12 @@ class AgentCore:
         if role == "candidate":
             assert candidacy is not None
             deadline_s = float(candidacy["deadline_s"])
-            self.candidacy = Candidacy(id=candidacy["id"], deadline_s=deadline_s,
-                                       deadline_wall=wall_now + deadline_s,
-                                       deadline_mono=receipt + deadline_s)
+            self.candidacy = Candidacy(
+                id=candidacy["id"],
+                deadline_s=deadline_s,
+                deadline_wall=wall_now + deadline_s,
+                deadline_mono=receipt + deadline_s,
+            )
         else:
             self.candidacy = None
         if role == "secondary" and old_role not in ("secondary", "candidate"):
@@ -369,21 +395,26 @@ class AgentCore:
         except BaseException:
             # Not on disk, so not accepted: keep holding the old command (the lease stays
             # dropped, which is the safe side).
-            (self.role, self.epoch, self.seq, self.settings, self.candidacy,
-             self.granting) = held
+            (self.role, self.epoch, self.seq, self.settings, self.candidacy, self.granting) = held
             raise
         if role == "primary" and grant is not None:
-            reason = self.check_grant(epoch, float(grant["lease_s"]), float(grant["sent_at"]),
-                                      wall_now)
+            reason = self.check_grant(epoch, float(grant["lease_s"]), float(grant["sent_at"]), wall_now)
             if reason is None:
                 self._extend_lease(receipt, float(grant["lease_s"]))
             else:
                 self.log.info("%s: first grant refused: %s", self.name, reason)
             grant_result = {"grant_accepted": reason is None, "grant_refused_reason": reason}
         if (old_role, old_epoch) != (role, epoch):
-            self.log.info("%s: role %s@%d -> %s@%d (seq %d)%s", self.name, old_role, old_epoch,
-                          role, epoch, seq,
-                          f" candidacy {self.candidacy.id}" if self.candidacy else "")
+            self.log.info(
+                "%s: role %s@%d -> %s@%d (seq %d)%s",
+                self.name,
+                old_role,
+                old_epoch,
+                role,
+                epoch,
+                seq,
+                f" candidacy {self.candidacy.id}" if self.candidacy else "",
+            )
         return {**self.status(self.mono()), **self.lease_fields(self.mono()), **grant_result}
 
     def _check_promotion(self, candidacy: dict[str, Any] | None) -> None:
@@ -391,17 +422,14 @@ class AgentCore:
         if self.role == "candidate":
             assert self.candidacy is not None
             if candidacy is None:
-                raise Refused("agent is candidate: 'primary' must name the candidacy id",
-                              self.status())
+                raise Refused("agent is candidate: 'primary' must name the candidacy id", self.status())
             if candidacy["id"] != self.candidacy.id:
-                raise Refused(f"agent is candidate for {self.candidacy.id!r}, "
-                              f"not {candidacy['id']!r}", self.status())
+                raise Refused(f"agent is candidate for {self.candidacy.id!r}, not {candidacy['id']!r}", self.status())
             return
         if candidacy is not None:
             # The candidacy ended (deadline, abandon, restart as secondary): the agent may have
             # granted since, so promoting it now could overlap with the old primary's lease.
-            raise Refused(f"agent is not candidate for {candidacy['id']!r} "
-                          f"(role {self.role})", self.status())
+            raise Refused(f"agent is not candidate for {candidacy['id']!r} (role {self.role})", self.status())
 
     def _parse_settings(self, body: dict[str, Any]) -> Settings:
         held = self.settings
@@ -412,10 +440,8 @@ class AgentCore:
             peer_token=get_str(body, "peer_token", required=False) or held.peer_token,
             interval_s=interval,
             lease_s=get_number(body, "lease_s", default=default_lease, positive=True),
-            max_grant_delay=get_number(body, "max_grant_delay", default=held.max_grant_delay,
-                                       minimum=0),
-            max_clock_skew=get_number(body, "max_clock_skew", default=held.max_clock_skew,
-                                      minimum=0),
+            max_grant_delay=get_number(body, "max_grant_delay", default=held.max_grant_delay, minimum=0),
+            max_clock_skew=get_number(body, "max_clock_skew", default=held.max_clock_skew, minimum=0),
         )
 
     def heartbeat(self, body: Any, receipt_mono: float, receipt_wall: float) -> dict[str, Any]:
@@ -436,11 +462,16 @@ class AgentCore:
             self.log.info("%s: grant refused: %s", self.name, reason)
         now = self.mono()
         return {
-            "name": self.name, "role": self.role, "epoch": self.epoch, "seq": self.seq,
+            "name": self.name,
+            "role": self.role,
+            "epoch": self.epoch,
+            "seq": self.seq,
             "candidacy": None if self.candidacy is None else self.candidacy.public(now),
-            "now": self.wall(), **self.lease_fields(now),
+            "now": self.wall(),
+            **self.lease_fields(now),
             "uptime_s": round(now - self.started_mono, 3),
-            "grant_accepted": reason is None, "grant_refused_reason": reason,
+            "grant_accepted": reason is None,
+            "grant_refused_reason": reason,
         }
 
     # -- granting (secondary → peer) --------------------------------------------------------
@@ -462,8 +493,7 @@ class AgentCore:
     def grant_answered(self, ticket: GrantTicket) -> None:
         self.last_answer = self.mono()
         if not self.peer_ok:
-            self.log.info("%s: peer answers%s", self.name,
-                          "; granting again" if not self.granting else "")
+            self.log.info("%s: peer answers%s", self.name, "; granting again" if not self.granting else "")
         self.peer_ok = True
         self.granting = True
 
@@ -475,7 +505,8 @@ class AgentCore:
         if refused and ticket.lease_s > 0 and self.last_grant_sent is not None:
             self.last_grant_sent = ticket.previous_sent
         if self.peer_ok is not False or self.granting:
-            self.log.info("%s: no answer from peer%s; stopped granting", self.name,
-                          " (connection refused)" if refused else "")
+            self.log.info(
+                "%s: no answer from peer%s; stopped granting", self.name, " (connection refused)" if refused else ""
+            )
         self.peer_ok = False
         self.granting = False

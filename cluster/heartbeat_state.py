@@ -96,7 +96,6 @@ class HeartbeatState:
     def __init__(self, client=None):
         self.redis = client or redis_client()
         self._record = self.redis.register_script(_RECORD_GRANT)
-        self.redis.script_load(_RECORD_GRANT)  # so that the asyncio client can EVALSHA it at once
         self._undo = self.redis.register_script(_UNDO_GRANT)
         self._fence = self.redis.register_script(_SET_FENCE)
         self._count = self.redis.register_script(_COUNT_SLOT)
@@ -108,7 +107,7 @@ class HeartbeatState:
         args = (2, fence_key(cluster_id), grant_key(cluster_id), epoch, repr(now))
         try:
             recorded, detail = await client.evalsha(self._record.sha, *args)
-        except redis.exceptions.NoScriptError:  # a restarted Redis forgot its scripts
+        except redis.exceptions.NoScriptError:  # first use, or a restarted Redis forgot it: EVAL caches it
             recorded, detail = await client.eval(_RECORD_GRANT, *args)
         return bool(recorded), detail.decode() if isinstance(detail, bytes) else str(detail)
 
@@ -152,10 +151,7 @@ class HeartbeatState:
 
     # -- slots ---------------------------------------------------------------------------------
     def count_slot(self, server_id: int, slot: int, slot_time: float, answered: bool) -> SlotCount:
-        counted, misses, first_miss, answers = self._count(
-            keys=[server_key(server_id)], args=[slot, repr(slot_time), "1" if answered else "0"]
-        )
-        return SlotCount(bool(counted), int(misses), float(first_miss) if first_miss else None, int(answers))
+        return self.count_slots([(server_id, slot, slot_time, answered)])[0]
 
     def last_answers(self, server_ids: list[int]) -> dict[int, float]:
         pipe = self.redis.pipeline()
@@ -163,6 +159,6 @@ class HeartbeatState:
             pipe.hget(server_key(server_id), "last_answer_at")
         return {sid: float(v) for sid, v in zip(server_ids, pipe.execute(), strict=True) if v}
 
-    def claim_slot(self, cluster_id: int, slot: int, ttl: int) -> bool:
-        """One probe per cluster and slot, however many dispatchers run."""
-        return bool(self.redis.set(f"{PREFIX}slot:{cluster_id}:{slot}", 1, nx=True, ex=ttl))
+    def claim_slot_group(self, interval: float, slot: int) -> bool:
+        """One dispatch of a slot per interval group, however many dispatchers run."""
+        return bool(self.redis.set(f"{PREFIX}slotgroup:{interval}:{slot}", 1, nx=True, ex=60))

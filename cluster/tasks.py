@@ -56,7 +56,7 @@ def dispatch_heartbeats() -> int:
     for interval, ids in by_interval.items():
         first, last = math.ceil(now / interval), math.floor((now + WINDOW_S) / interval)
         for slot in range(first, last + 1):
-            if not state.redis.set(f"{PREFIX}slotgroup:{interval}:{slot}", 1, nx=True, ex=60):
+            if not state.claim_slot_group(interval, slot):
                 continue
             slot_time = slot * interval
             for start in range(0, len(ids), BATCH):
