@@ -1,17 +1,19 @@
-"""`make run`: the whole product on one machine, in the run folder `run/`.
+"""`make run`: the whole product on one machine, in the run folder `run/` (or `$DMS_RUN_DIR`).
 
     python -m cluster.demo                        migrate, seed, start everything, wait, print; Ctrl-C stops
     python -m cluster.demo kill-primary dmm-demo  SIGKILL the agent that is the cluster's primary now
     python -m cluster.demo start-agent dmm-demo-a start a demo agent again (after kill-primary)
 
 What runs (each in its own process group, logs in run/logs/, pids in run/pids/): Redis (only when
-none answers at REDIS_URL and `redis-server` is installed: a private one on a free port), four
-dms-agents (two clusters of two, loopback ports stored in run/demo.json), the web app (runserver),
-a heartbeat, a failover and a default Celery worker, and beat. The database is the settings'
-default, run/dms.sqlite3 (WAL, immediate transactions), unless DATABASE_URL is set.
+none answers at REDIS_URL and `redis-server` is installed: a private one on a free port), a mail
+sink (cluster/demo_mail.py: one .eml file per message in run/mail/), net-snmp's snmptrapd when
+installed (traps logged to run/traps.log), four dms-agents (two clusters of two, loopback ports
+stored in run/demo.json), the web app (runserver), a heartbeat, a failover and a default Celery
+worker, and beat. seed_demo adds an email rule and a trap rule sending every event to the two
+sinks. The database is run/dms.sqlite3 (WAL, immediate transactions) unless DATABASE_URL is set.
 
 Stopping order: beat and the workers first (so that nothing fails over while the agents go down),
-then the web app, the agents and a private Redis.
+then the web app, the agents, and last the sinks and a private Redis.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,11 +33,26 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = ROOT / "run"
+RUN = Path(os.environ.get("DMS_RUN_DIR") or ROOT / "run").resolve()
 LOGS = RUN / "logs"
 PIDS = RUN / "pids"
 HOST = "127.0.0.1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+SQLITE_URL = f"sqlite:///{RUN / 'dms.sqlite3'}"  # the settings' default when RUN is ROOT/run
+MAIL = RUN / "mail"
+TRAP_LOG = RUN / "traps.log"
+SNMPTRAPD = shutil.which("snmptrapd") or "/usr/sbin/snmptrapd"
+MIBS = ROOT / "alerts" / "mibs"
+# snmptrapd only needs the OID tree above enterprises to load our MIB, and Debian ships no IETF MIB
+# modules (non-free's snmp-mibs-downloader has them): minimal stand-ins, as tests/support/snmptrapd.py.
+BASE_MIB_STUBS = {
+    "SNMPv2-SMI.txt": "SNMPv2-SMI DEFINITIONS ::= BEGIN\n"
+    "org OBJECT IDENTIFIER ::= { iso 3 }\ndod OBJECT IDENTIFIER ::= { org 6 }\n"
+    "internet OBJECT IDENTIFIER ::= { dod 1 }\nprivate OBJECT IDENTIFIER ::= { internet 4 }\n"
+    "enterprises OBJECT IDENTIFIER ::= { private 1 }\nEND\n",
+    "SNMPv2-TC.txt": "SNMPv2-TC DEFINITIONS ::= BEGIN\nEND\n",
+    "SNMPv2-CONF.txt": "SNMPv2-CONF DEFINITIONS ::= BEGIN\nEND\n",
+}
 CLUSTERS = ("dmm-demo", "sns-demo")
 HEALTHY_DEADLINE_S = 60
 STOP_TIMEOUT_S = 10
@@ -59,9 +78,12 @@ def rel(path: Path) -> str:
         return str(path)
 
 
-def python_cmd() -> str:
-    """How to call this interpreter in printed commands (the venv's python, relative when it is ours)."""
-    return rel(Path(sys.executable)) if Path(sys.executable).is_relative_to(ROOT) else sys.executable
+def demo_cmd(args: str) -> str:
+    """A `cluster.demo` command to print: the venv's python (relative when it is ours), and the run
+    folder when it is not the default, so that the command can be pasted as printed."""
+    py = rel(Path(sys.executable)) if Path(sys.executable).is_relative_to(ROOT) else sys.executable
+    folder = f"DMS_RUN_DIR={shlex.quote(str(RUN))} " if RUN != ROOT / "run" else ""
+    return f"{folder}{py} -m cluster.demo {args}"
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -77,10 +99,28 @@ def port_free(port: int) -> bool:
         return True
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def tcp_listening(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def udp_bound(port: int) -> bool:
+    """Someone holds the UDP port (snmptrapd answers nothing, so binding it is the only probe)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return True
+        return False
 
 
 def pid_file(name: str) -> Path:
@@ -94,7 +134,8 @@ def ours(pid: int) -> bool:
             if f.read().rsplit(")", 1)[1].split()[0] == "Z":
                 return False
         cwd = Path(os.readlink(f"/proc/{pid}/cwd")).resolve()
-        return cwd == ROOT or ROOT in cwd.parents  # a private redis-server runs in run/redis
+        # A private redis-server runs in run/redis, wherever DMS_RUN_DIR puts the run folder.
+        return any(cwd == top or top in cwd.parents for top in (ROOT, RUN))
     except (OSError, IndexError):
         return False
 
@@ -208,7 +249,7 @@ class Demo:
             pid_file("demo").unlink(missing_ok=True)
 
     def claim_run_folder(self) -> bool:
-        RUN.mkdir(exist_ok=True)
+        RUN.mkdir(parents=True, exist_ok=True)
         LOGS.mkdir(exist_ok=True)
         PIDS.mkdir(exist_ok=True)
         running = read_pid("demo")
@@ -232,13 +273,16 @@ class Demo:
         started = time.monotonic()
         if not self.redis():
             return 1
-        if "DATABASE_URL" in os.environ:
+        if self.env["DATABASE_URL"] != SQLITE_URL:
             say("database: DATABASE_URL from the environment")
         else:
             say(f"database: {rel(RUN / 'dms.sqlite3')} (SQLite, WAL)")
+        self.mail_sink()
+        trap_port = self.trap_receiver()
         if not self.manage("migrate", ["migrate", "--noinput"]):
             return 1
-        if not self.manage("seed_demo", ["seed_demo", "--run-dir", str(RUN)], show=True):
+        seed = ["seed_demo", "--run-dir", str(RUN)] + (["--trap-port", str(trap_port)] if trap_port else [])
+        if not self.manage("seed_demo", seed, show=True):
             return 1
         agents = load_agents()
         for spec in agents.values():
@@ -264,7 +308,7 @@ class Demo:
         for name, _, _ in WORKERS:
             self.wait_for(f"{name} worker", lambda n=name: "ready." in log_tail(f"worker-{n}", 200))
         healthy = self.wait_healthy()
-        self.banner(url, healthy, time.monotonic() - started)
+        self.banner(url, healthy, time.monotonic() - started, trap_port)
         return self.watch()
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
@@ -309,6 +353,45 @@ class Demo:
         wanted = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
         say(f"Redis: none answered at {wanted}; started a private one at {url}")
         return True
+
+    def mail_sink(self) -> None:
+        """Email notifications go to the demo's own sink, whatever EMAIL_* the environment holds."""
+        port = free_port()
+        self.start(
+            "mail", [sys.executable, "-m", "cluster.demo_mail", "--port", str(port), "--dir", str(MAIL)], self.env
+        )
+        self.wait_for("mail sink", lambda: tcp_listening(port), timeout=15)
+        for name in ("EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS", "EMAIL_USE_SSL"):
+            self.env.pop(name, None)
+        self.env.update(
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend", EMAIL_HOST=HOST, EMAIL_PORT=str(port)
+        )
+        say(f"mail sink: {HOST}:{port}, one file per message in {rel(MAIL)}/")
+
+    def trap_receiver(self) -> int | None:
+        """snmptrapd on a free UDP port, logging to run/traps.log with the project's MIB loaded; its
+        port, or None when net-snmp's snmptrapd is not installed (the demo runs without traps)."""
+        if not os.access(SNMPTRAPD, os.X_OK):
+            say("snmptrapd is not installed: no trap log (Debian/Ubuntu: sudo apt-get install snmptrapd)")
+            return None
+        folder = RUN / "snmptrapd"
+        stubs = folder / "base-mibs"
+        stubs.mkdir(parents=True, exist_ok=True)
+        for name, text in BASE_MIB_STUBS.items():
+            (stubs / name).write_text(text)
+        conf = folder / "snmptrapd.conf"
+        conf.write_text("authCommunity log public\n")  # v2c community public: the demo's trap rule
+        port = free_port(socket.SOCK_DGRAM)
+        # -A appends: the log keeps earlier runs' traps, as run/mail/ keeps their mail.
+        args = [
+            SNMPTRAPD, "-f", "-C", "-c", str(conf), "-M", f"{stubs}:{MIBS}", "-m", "DMS-FAILOVER-MIB",
+            "-A", "-Lf", str(TRAP_LOG), f"udp:{HOST}:{port}",
+        ]  # fmt: skip
+        # Its engine ID and boot counter go to the run folder, not /var/lib/snmp.
+        self.start("snmptrapd", args, {**self.env, "SNMP_PERSISTENT_DIR": str(folder / "persist")})
+        self.wait_for("snmptrapd", lambda: udp_bound(port), timeout=15)
+        say(f"trap receiver: snmptrapd on udp {HOST}:{port}, logging to {rel(TRAP_LOG)}")
+        return port
 
     def manage(self, name: str, args: list[str], show: bool = False) -> bool:
         say(f"manage.py {' '.join(args[:1])}…")
@@ -380,9 +463,12 @@ class Demo:
             self.check_children(during_start=True)
             time.sleep(0.5)
 
-    def banner(self, url: str, healthy: bool, elapsed: float) -> None:
+    def banner(self, url: str, healthy: bool, elapsed: float, trap_port: int | None) -> None:
         password = (RUN / "admin-password").read_text().strip()
-        py = python_cmd()
+        if trap_port:
+            traps = f"{rel(TRAP_LOG)}   (snmptrapd on udp {HOST}:{trap_port}, community public)"
+        else:
+            traps = "none: snmptrapd is not installed (sudo apt-get install snmptrapd, then make run again)"
         lines = [
             "",
             f"DMS Failover demo is running ({'both clusters healthy' if healthy else 'NOT healthy yet'},"
@@ -392,11 +478,15 @@ class Demo:
             f"  Login       admin / {password}",
             f"  API docs    {url}/api/docs/   (OpenAPI schema: {url}/api/schema/)",
             f"  Entry URL   {url}/go/dmm-demo/   (redirects to the current DMM primary)",
+            f"  Mail sink   {rel(MAIL)}/   (one .eml file per message, every event)",
+            f"  Trap log    {traps}",
             "",
-            "Try a failover: kill whichever agent is the DMM primary now (SIGKILL), then refresh the dashboard:",
-            f"  {py} -m cluster.demo kill-primary dmm-demo",
+            "Try a failover: kill whichever agent is the DMM primary now (SIGKILL), then refresh the dashboard,",
+            f"the alerts page ({url}/alerts/), the mail sink and the trap log:",
+            f"  {demo_cmd('kill-primary dmm-demo')}",
             "",
-            f"Logs: {rel(LOGS)}/ (web, worker-heartbeat, worker-failover, worker-default, beat, agent-<name>)",
+            f"Logs: {rel(LOGS)}/ (web, worker-heartbeat, worker-failover, worker-default, beat, agent-<name>,"
+            " mail, snmptrapd)",
             "Stop everything: Ctrl-C",
             "",
         ]
@@ -411,7 +501,7 @@ class Demo:
             self.exited.add(name)
             if name.startswith("agent-"):
                 say(f"{name[6:]} exited (code {proc.returncode}); start it again: "
-                    f"{python_cmd()} -m cluster.demo start-agent {name[6:]}")  # fmt: skip
+                    f"{demo_cmd('start-agent ' + name[6:])}")  # fmt: skip
             else:
                 say(f"{name} exited unexpectedly (code {proc.returncode}); the end of {rel(LOGS)}/{name}.log:")
                 print(log_tail(name), flush=True)
@@ -442,7 +532,7 @@ class Demo:
             [n for n in self.procs if n == "beat" or n.startswith("worker-")],
             [n for n in self.procs if n in ("web", "migrate", "seed_demo")],
             [n for n in self.procs if n.startswith("agent-")],
-            [n for n in self.procs if n == "redis"],
+            [n for n in self.procs if n in ("mail", "snmptrapd", "redis")],
         ]
         stopped = []
         for tier in tiers:
@@ -510,7 +600,7 @@ def kill_primary(cluster_name: str) -> int:
         f"Killed {name} (pid {pid}, SIGKILL), the primary of {cluster_name} at epoch {cluster.epoch} "
         f"(state {cluster.state}).\nWithin a few seconds the secondary takes over at epoch {cluster.epoch + 1}: "
         f"watch the dashboard or GET /api/v1/clusters/{cluster.pk}/.\n"
-        f"Bring {name} back (it rejoins as secondary): {python_cmd()} -m cluster.demo start-agent {name}"
+        f"Bring {name} back (it rejoins as secondary): {demo_cmd('start-agent ' + name)}"
     )
     return 0
 
@@ -519,7 +609,7 @@ def start_agent(name: str) -> int:
     try:
         agents = load_agents()
     except OSError:
-        print("No demo in run/: start it with `make run`.", file=sys.stderr)
+        print(f"No demo in {rel(RUN)}/: start it with `make run`.", file=sys.stderr)
         return 1
     if name not in agents:
         print(f"No demo agent named {name}; there are: {', '.join(agents)}.", file=sys.stderr)
@@ -555,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dms_admin.settings")
+    # The settings' SQLite default is ROOT/run; the demo's database follows the run folder.
+    os.environ.setdefault("DATABASE_URL", SQLITE_URL)
     if args.command == "kill-primary":
         return kill_primary(args.cluster)
     if args.command == "start-agent":

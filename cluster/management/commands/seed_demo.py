@@ -8,6 +8,10 @@ Everything it generates lives in the run folder (default `run/`):
 * `admin-password`  the password of the `admin` user (printed by `make run`)
 * `demo.json`       the four agents: name, ports, token, directories, inventory file
 * `agents/<name>/`  each agent's `data/` (demo files on the primaries), `state/` and `inventory.json`
+
+It also keeps two notification rules sending every event to the demo's sinks: an email rule (the
+demo points the workers' SMTP settings at its mail sink) and, given `--trap-port`, an SNMPv2c trap
+rule to the demo's snmptrapd on that port; without `--trap-port` an existing trap rule is disabled.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from alerts.choices import Channel, EventType, Severity, SnmpVersion
+from alerts.models import NotificationRule
 from cluster.choices import Application, ClusterState, DeploymentKind
 from cluster.hardware import EXAMPLE
 from cluster.models import Cluster, Deployment, Server
@@ -33,6 +39,9 @@ from licensing.models import License, SoftwareModule, Source
 
 HOST = "127.0.0.1"
 DEPLOYMENT = "demo"
+MAIL_RULE = "Demo mail sink"
+TRAP_RULE = "Demo trap log"
+RECIPIENT = "admin@demo.local"
 # Interval 1 s and threshold 3 (DESIGN §4a Timing). Grant delay and skew get the tests' 2× margin
 # (tests/failover/conftest.py): a loaded laptop running everything on SQLite is no quieter.
 TIMING = {
@@ -134,8 +143,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--run-dir", default=str(Path(settings.BASE_DIR) / "run"), help="Run folder (default: run/)."
         )
+        parser.add_argument("--trap-port", type=int, help="UDP port of the demo's snmptrapd on 127.0.0.1.")
 
-    def handle(self, *args, run_dir, **options):
+    def handle(self, *args, run_dir, trap_port, **options):
         self.run_dir = Path(run_dir).resolve()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.spec_path = self.run_dir / "demo.json"
@@ -155,6 +165,7 @@ class Command(BaseCommand):
             self._say(f"deployment {deployment.name}", created)
             for definition in CLUSTERS:  # DMM first: a Show and Share deployment needs it
                 self._cluster(definition, deployment, agents)
+            self._rules(trap_port)
         _write_private(self.spec_path, json.dumps({"agents": agents}, indent=2) + "\n")
         self.stdout.write(f"Demo seeded: admin password in {self.run_dir / 'admin-password'} ({len(password)} chars).")
 
@@ -280,6 +291,35 @@ class Command(BaseCommand):
 
         self._licenses(definition, first)
         self._agent_files(definition, first, second, agents)
+
+    def _rules(self, trap_port: int | None) -> None:
+        """Every event to the mail sink and the trap log. A rule an operator edited keeps its edits,
+        except the trap rule's address and on/off, which follow the demo's snmptrapd (a new free
+        port each run, none when it is not installed)."""
+        everything = {"event_types": list(EventType.values), "min_severity": Severity.INFO}
+        mail = NotificationRule.objects.filter(name=MAIL_RULE).first()
+        if mail is None:
+            mail = NotificationRule(name=MAIL_RULE, channel=Channel.EMAIL, recipients=[RECIPIENT], **everything)
+            mail.full_clean()
+            mail.save()
+            self._say(f"notification rule “{MAIL_RULE}” (email to {RECIPIENT})", True)
+        else:
+            self._say(f"notification rule “{MAIL_RULE}” (email to {mail.destination})", False)
+        trap = NotificationRule.objects.filter(name=TRAP_RULE).first()
+        if trap_port is None:
+            if trap is not None and trap.enabled:
+                NotificationRule.objects.filter(pk=trap.pk).update(enabled=False)
+                self.stdout.write(f"disabled notification rule “{TRAP_RULE}”: no snmptrapd to send to")
+            return
+        created = trap is None
+        if trap is None:
+            trap = NotificationRule(
+                name=TRAP_RULE, channel=Channel.SNMP, snmp_version=SnmpVersion.V2C, community="public", **everything
+            )
+        trap.host, trap.port, trap.enabled = HOST, trap_port, True
+        trap.full_clean()
+        trap.save()
+        self._say(f"notification rule “{TRAP_RULE}” (SNMPv2c trap to {HOST}:{trap_port})", created)
 
     def _licenses(self, definition: dict, server: Server) -> None:
         """Installed on the first primary (`-a`); copying them to the secondary is the replication's job."""
