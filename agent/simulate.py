@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 
+import uvloop
 from aiohttp import web
 
 from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("serving %d virtual appliances on %s:%d under /a/<i>/v1/...%s", args.count,
              args.host, args.port, " (all primary at epoch 1)" if args.primaries else "")
     web.run_app(build_app(appliances, args.token), host=args.host, port=args.port,
-                access_log=None, print=None)
+                access_log=None, print=None, loop=uvloop.new_event_loop())
     return 0
 
 

@@ -101,6 +101,7 @@ def main() -> int:
             f"{args.batches} slots: {probes} probes in {busy:.2f} s busy → {probes / busy:.0f} probes per busy second "
             f"(under cProfile: slower than without)"
         )
+        print(by_package(pstats.Stats(profiler)))
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).sort_stats("tottime")
         stats.print_stats(args.top)
@@ -111,6 +112,24 @@ def main() -> int:
     finally:
         stop_all()
     return 0
+
+
+def by_package(stats: pstats.Stats) -> str:
+    """Own time summed per package (aiohttp, redis, django, asyncio, the product's apps…)."""
+    totals: dict[str, float] = {}
+    for (filename, _, _), (_, _, own, _, _) in stats.stats.items():
+        if "site-packages/" in filename:
+            group = filename.split("site-packages/")[1].split("/")[0]
+        elif "/work/" in filename or filename.startswith(str(Path(__file__).resolve().parents[1])):
+            group = Path(filename).parent.name + "/" + Path(filename).name
+        elif "/lib/python3" in filename:
+            group = "stdlib:" + filename.split("/lib/python3.11/")[-1].split("/")[0]
+        else:
+            group = filename  # built-ins, e.g. {method 'send' of '_socket.socket' objects}
+        totals[group] = totals.get(group, 0.0) + own
+    whole = sum(totals.values()) or 1.0
+    rows = sorted(totals.items(), key=lambda item: -item[1])[:25]
+    return "own time by package:\n" + "\n".join(f"  {t / whole:6.1%}  {t:6.2f} s  {g}" for g, t in rows)
 
 
 if __name__ == "__main__":

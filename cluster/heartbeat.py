@@ -19,7 +19,7 @@ from django.utils import timezone
 from alerts.choices import EventType
 
 from .choices import ClusterState, Role, ServerState
-from .heartbeat_state import PREFIX, HeartbeatState, link_key, server_key
+from .heartbeat_state import PREFIX, HeartbeatState, SlotEntry, SlotState, link_key, server_key
 from .incidents import Incidents
 from .models import Cluster, Server
 from .probe import ServerProbe, SlotProbe
@@ -59,91 +59,66 @@ def _streak(bad: bool) -> tuple[str, str]:
 
 
 def evaluate_batch(state: HeartbeatState, clusters: dict, probes: list[SlotProbe], on_error, skewed: set[int]) -> None:
-    """Every probe of a batch evaluated with its steady-state Redis reads and writes in two round
-    trips for the whole batch (slot counts; then streaks and open incidents); transitions still
-    read and write Redis and the database one by one."""
-    counts = state.count_slots(
-        [
-            (sid, p.slot, p.slot_time, sp.answered)
-            for p in probes
-            for sid, sp in ((p.cluster.primary.id, p.primary), (p.cluster.secondary.id, p.secondary))
-        ]
-    )
-    pipe = state.redis.pipeline(transaction=False)
-    plans = []
-    for i, probe in enumerate(probes):
-        primary, secondary = counts[2 * i], counts[2 * i + 1]
-        if not primary.counted:
-            plans.append(None)
-            continue
+    """Every probe of a batch evaluated, its steady-state Redis reads and writes in one round trip
+    for the whole batch (HeartbeatState.evaluate_slots); transitions still read and write Redis and
+    the database one by one."""
+    entries = []
+    for probe in probes:
         bumps = []
         pairs = ((probe.cluster.primary, probe.primary), (probe.cluster.secondary, probe.secondary))
         for server, server_probe in pairs:
             reading = skew_reading(probe.cluster, server_probe.answer) if server_probe.answered else None
             if reading is not None:
-                field, reset = ("skew_bad", "skew_good") if reading[0] else ("skew_good", "skew_bad")
-                bumps.append((server_key(server.id), field, reset))
+                bumps.append((server_key(server.id), *(f"skew_{field}" for field in _streak(reading[0]))))
         link = link_reading(probe)
         if link is not None:
-            field, reset = _streak(link[0])
-            bumps.append((link_key(probe.cluster.id), field, reset))
-        for key, field, reset in bumps:
-            pipe.hincrby(key, field, 1)
-            pipe.hset(key, reset, 0)
-        pipe.hgetall(f"{PREFIX}open:{probe.cluster.primary.id}")
-        pipe.hgetall(f"{PREFIX}open:{probe.cluster.secondary.id}")
-        plans.append((primary, secondary, bumps))
-    results = iter(pipe.execute())
-    for probe, plan in zip(probes, plans, strict=True):
-        if plan is None:
-            continue
-        primary, secondary, bumps = plan
-        streaks = {}
-        for key, field, _ in bumps:
-            streaks[(key, field)] = int(next(results))
-            next(results)
-        snapshots = {probe.cluster.primary.id: next(results), probe.cluster.secondary.id: next(results)}
+            bumps.append((link_key(probe.cluster.id), *_streak(link[0])))
+        entries.append(
+            SlotEntry(
+                probe.cluster.primary.id, probe.primary.answered, probe.cluster.secondary.id,
+                probe.secondary.answered, probe.slot, probe.slot_time, bumps,
+            )
+        )  # fmt: skip
+    for probe, entry, slot_state in zip(probes, entries, state.evaluate_slots(entries), strict=True):
+        if not slot_state.primary.counted:
+            continue  # a stale probe: this slot, or a later one, was counted already
         try:
-            SlotEvaluator(
-                state,
-                clusters[probe.cluster.id],
-                probe,
-                prefetched=(primary, secondary, streaks, snapshots),
-                skewed=skewed,
-            ).run()
+            SlotEvaluator(state, clusters[probe.cluster.id], probe, entry, slot_state, skewed=skewed).run()
         except Exception:
             on_error(probe)
 
 
 class SlotEvaluator:
-    """One cluster's slot. `prefetched` = (primary count, secondary count, streaks, open-incident
-    snapshots), read for the whole batch by `evaluate_batch`."""
+    """One cluster's slot, with what `evaluate_batch` read and wrote for it in Redis."""
 
-    def __init__(self, state: HeartbeatState, cluster: Cluster, probe: SlotProbe, prefetched, skewed: set[int]):
+    def __init__(
+        self, state: HeartbeatState, cluster: Cluster, probe: SlotProbe, entry: SlotEntry, slot_state: SlotState,
+        skewed: set[int],
+    ):  # fmt: skip
         self.state = state
         self.cluster = cluster
         self.probe = probe
         self.view = probe.cluster
         self.failover_causes: list[tuple[str, dict]] = []
-        self.prefetched = prefetched
+        bumped = zip(entry.bumps, slot_state.streaks, strict=True)
+        self.streaks = {(key, field): value for (key, field, _), value in bumped}
+        self.slot_state = slot_state
         self.skewed = skewed
 
     def _bump(self, key: str, field: str) -> int:
-        return self.prefetched[2][(key, field)]
+        return self.streaks[(key, field)]
 
     def _maybe_skewed(self, server_id: int) -> bool:
         """Only a server in the skewed set read with the batch needs an SREM (not one per reading)."""
         return server_id in self.skewed
 
     def _incidents(self, server_id: int) -> Incidents:
-        return Incidents(self.state, server_id, self.prefetched[3].get(server_id))
+        snapshot = self.slot_state.open_primary if server_id == self.view.primary.id else self.slot_state.open_secondary
+        return Incidents(self.state, server_id, snapshot)
 
     def run(self) -> None:
-        primary, secondary = self.prefetched[0], self.prefetched[1]
-        if not primary.counted:
-            return  # a stale probe: this slot, or a later one, was counted already
-        self._server(self.cluster.primary, self.probe.primary, primary, is_primary=True)
-        self._server(self.cluster.secondary, self.probe.secondary, secondary, is_primary=False)
+        self._server(self.cluster.primary, self.probe.primary, self.slot_state.primary, is_primary=True)
+        self._server(self.cluster.secondary, self.probe.secondary, self.slot_state.secondary, is_primary=False)
         self._link()
         self._cluster_state()
         for cause, evidence in self.failover_causes[:1]:

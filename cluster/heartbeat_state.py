@@ -7,6 +7,7 @@ happen at once (DESIGN §4a rules 2 and 3).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import redis
@@ -32,18 +33,32 @@ def link_key(cluster_id: int) -> str:
     return f"{PREFIX}link:{cluster_id}"
 
 
-# "Unless fenced for this cluster, record now and return sent_at" (§4a.2). Answers
-# {1, previous sent_at} when recorded, {0, reason} when no grant may be sent.
-_RECORD_GRANT = """
-local fence = redis.call('HGET', KEYS[1], 'epoch')
-if not fence then return {0, 'no fence loaded'} end
-if tonumber(ARGV[1]) < tonumber(fence) then return {0, 'fenced at epoch ' .. fence} end
-if redis.call('HGET', KEYS[2], 'stopped') == '1' then return {0, 'stopped: no answer in the last slot'} end
-local previous = redis.call('HGET', KEYS[2], 'sent_at') or ''
-if previous == '' or tonumber(ARGV[2]) > tonumber(previous) then
-  redis.call('HSET', KEYS[2], 'sent_at', ARGV[2], 'epoch', ARGV[1])
+def open_key(server_id: int) -> str:
+    """The failures open for a server (cluster/incidents.py)."""
+    return f"{PREFIX}open:{server_id}"
+
+
+# "Unless fenced for this cluster, record now and return sent_at" (§4a.2), for each (fence key,
+# grant key) pair in KEYS and (epoch, sent_at) pair in ARGV. Answers {1, previous sent_at} per pair
+# when recorded, {0, reason} when no grant may be sent.
+_RECORD_GRANTS = """
+local function record(fence_key, grant_key, epoch, now)
+  local fence = redis.call('HGET', fence_key, 'epoch')
+  if not fence then return {0, 'no fence loaded'} end
+  if tonumber(epoch) < tonumber(fence) then return {0, 'fenced at epoch ' .. fence} end
+  if redis.call('HGET', grant_key, 'stopped') == '1' then return {0, 'stopped: no answer in the last slot'} end
+  local previous = redis.call('HGET', grant_key, 'sent_at') or ''
+  if previous == '' or tonumber(now) > tonumber(previous) then
+    redis.call('HSET', grant_key, 'sent_at', now, 'epoch', epoch)
+  end
+  return {1, previous}
 end
-return {1, previous}
+local out = {}
+for i = 1, #KEYS / 2 do
+  local answer = record(KEYS[2 * i - 1], KEYS[2 * i], ARGV[2 * i - 1], ARGV[2 * i])
+  out[2 * i - 1], out[2 * i] = answer[1], answer[2]
+end
+return out
 """
 
 # A refused connection proves the grant never left: put back the previous record, unless a later
@@ -68,20 +83,49 @@ return redis.call('HGET', KEYS[1], 'epoch')
 
 # Count one heartbeat slot for a server, once: a slot at or before the last counted one is stale.
 # Answers {counted, consecutive misses, first missed slot time, consecutive answers}.
-_COUNT_SLOT = """
-local last = tonumber(redis.call('HGET', KEYS[1], 'slot') or '-1')
-if tonumber(ARGV[1]) <= last then return {0, 0, '', 0} end
-redis.call('HSET', KEYS[1], 'slot', ARGV[1])
-if ARGV[3] == '1' then
-  redis.call('HSET', KEYS[1], 'misses', 0, 'first_miss', '', 'last_answer_at', ARGV[2])
-  local answers = redis.call('HINCRBY', KEYS[1], 'answers', 1)
-  return {1, 0, '', answers}
+_COUNT_FUNCTION = """
+local function count(key, slot, at, answered)
+  local last = tonumber(redis.call('HGET', key, 'slot') or '-1')
+  if slot <= last then return {0, 0, '', 0} end
+  redis.call('HSET', key, 'slot', slot)
+  if answered then
+    redis.call('HSET', key, 'misses', 0, 'first_miss', '', 'last_answer_at', at)
+    return {1, 0, '', redis.call('HINCRBY', key, 'answers', 1)}
+  end
+  redis.call('HSET', key, 'answers', 0)
+  local misses = redis.call('HINCRBY', key, 'misses', 1)
+  if misses == 1 then redis.call('HSET', key, 'first_miss', at) end
+  return {1, misses, redis.call('HGET', key, 'first_miss'), 0}
 end
-redis.call('HSET', KEYS[1], 'answers', 0)
-local misses = redis.call('HINCRBY', KEYS[1], 'misses', 1)
-if misses == 1 then redis.call('HSET', KEYS[1], 'first_miss', ARGV[2]) end
-return {1, misses, redis.call('HGET', KEYS[1], 'first_miss'), 0}
 """
+
+_COUNT_SLOT = _COUNT_FUNCTION + "return count(KEYS[1], tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1')"
+
+# A whole batch's steady state in one call, its entries JSON-encoded in ARGV[1] (one Redis command
+# instead of about ten per cluster: the worker's own CPU, not Redis, bounds the probes per second).
+# Per cluster: count the slot for both servers; if the primary's count is not stale, bump each
+# streak (HINCRBY the field, reset its opposite); read both servers' open incidents. Keys travel
+# inside the JSON: this needs a single Redis, not Redis Cluster (DESIGN §4.6).
+_EVALUATE_SLOTS = (
+    _COUNT_FUNCTION
+    + """
+local out = {}
+for i, e in ipairs(cjson.decode(ARGV[1])) do
+  local slot, at = e[5], e[6]
+  local primary = count(e[1], slot, at, e[2] == 1)
+  local secondary = count(e[3], slot, at, e[4] == 1)
+  local streaks = {}
+  if primary[1] == 1 then
+    for j, bump in ipairs(e[7]) do
+      streaks[j] = redis.call('HINCRBY', bump[1], bump[2], 1)
+      redis.call('HSET', bump[1], bump[3], 0)
+    end
+  end
+  out[i] = {primary, secondary, streaks, redis.call('HGETALL', e[8]), redis.call('HGETALL', e[9])}
+end
+return cjson.encode(out)
+"""
+)
 
 
 @dataclass
@@ -92,37 +136,72 @@ class SlotCount:
     answers: int
 
 
+@dataclass
+class SlotEntry:
+    """One cluster's slot to count: both servers' outcomes and the streaks its answers bump, each
+    (key, field to increment, field to reset)."""
+
+    primary_id: int
+    primary_answered: bool
+    secondary_id: int
+    secondary_answered: bool
+    slot: int
+    slot_time: float
+    bumps: list[tuple[str, str, str]]
+
+
+@dataclass
+class SlotState:
+    """What `evaluate_slots` read and wrote for one cluster; `streaks` follow the entry's bumps and
+    are empty when the primary's count was stale (nothing was bumped)."""
+
+    primary: SlotCount
+    secondary: SlotCount
+    streaks: list[int]
+    open_primary: dict[str, str]
+    open_secondary: dict[str, str]
+
+
+def _slot_count(values) -> SlotCount:
+    counted, misses, first_miss, answers = values
+    return SlotCount(bool(counted), int(misses), float(first_miss) if first_miss else None, int(answers))
+
+
+def _pairs(flat) -> dict[str, str]:
+    flat = flat or []  # cjson writes an empty table as {}
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class HeartbeatState:
     def __init__(self, client=None):
         self.redis = client or redis_client()
-        self._record = self.redis.register_script(_RECORD_GRANT)
+        self._record = self.redis.register_script(_RECORD_GRANTS)
         self._undo = self.redis.register_script(_UNDO_GRANT)
         self._fence = self.redis.register_script(_SET_FENCE)
         self._count = self.redis.register_script(_COUNT_SLOT)
+        self._evaluate = self.redis.register_script(_EVALUATE_SLOTS)
 
     # -- grants and fences ---------------------------------------------------------------------
-    async def arecord_grant(self, cluster_id: int, epoch: int, now: float) -> tuple[bool, str]:
-        """`record_grant` from the probes' event loop, without blocking the other probes' I/O."""
+    async def arecord_grants(self, grants: list[tuple[int, int, float]]) -> list[tuple[bool, str]]:
+        """`record_grant` for many (cluster id, epoch, sent_at) at once, from the probes' event loop
+        and without blocking the other probes' I/O."""
         client = async_redis_client()
-        args = (2, fence_key(cluster_id), grant_key(cluster_id), epoch, repr(now))
+        keys = [key for cluster_id, _, _ in grants for key in (fence_key(cluster_id), grant_key(cluster_id))]
+        args = [arg for _, epoch, now in grants for arg in (epoch, repr(now))]
         try:
-            recorded, detail = await client.evalsha(self._record.sha, *args)
+            flat = await client.evalsha(self._record.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # first use, or a restarted Redis forgot it: EVAL caches it
-            recorded, detail = await client.eval(_RECORD_GRANT, *args)
-        return bool(recorded), detail.decode() if isinstance(detail, bytes) else str(detail)
+            flat = await client.eval(_RECORD_GRANTS, len(keys), *keys, *args)
+        return [(bool(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def record_grant(self, cluster_id: int, epoch: int, now: float) -> tuple[bool, str]:
         """Record a grant before sending it; (False, reason) means send none (lease_s 0)."""
         recorded, detail = self._record(keys=[fence_key(cluster_id), grant_key(cluster_id)], args=[epoch, repr(now)])
-        return bool(recorded), detail.decode() if isinstance(detail, bytes) else str(detail)
-
-    def count_slots(self, items: list[tuple[int, int, float, bool]]) -> list[SlotCount]:
-        """`count_slot` for many servers in one round trip."""
-        pipe = self.redis.pipeline(transaction=False)
-        for server_id, slot, slot_time, answered in items:
-            args = [slot, repr(slot_time), "1" if answered else "0"]
-            self._count(keys=[server_key(server_id)], args=args, client=pipe)
-        return [SlotCount(bool(c), int(m), float(f) if f else None, int(a)) for c, m, f, a in pipe.execute()]
+        return bool(recorded), _text(detail)
 
     def undo_grant(self, cluster_id: int, sent_at: float, previous: str, client=None) -> None:
         self._undo(keys=[grant_key(cluster_id)], args=[repr(sent_at), previous], client=client)
@@ -151,7 +230,34 @@ class HeartbeatState:
 
     # -- slots ---------------------------------------------------------------------------------
     def count_slot(self, server_id: int, slot: int, slot_time: float, answered: bool) -> SlotCount:
-        return self.count_slots([(server_id, slot, slot_time, answered)])[0]
+        counted, misses, first_miss, answers = self._count(
+            keys=[server_key(server_id)], args=[slot, repr(slot_time), "1" if answered else "0"]
+        )
+        return SlotCount(bool(counted), int(misses), float(first_miss) if first_miss else None, int(answers))
+
+    def evaluate_slots(self, entries: list[SlotEntry]) -> list[SlotState]:
+        """The steady-state reads and writes of a batch of slots, in one round trip."""
+        if not entries:
+            return []
+        payload = [
+            [
+                server_key(e.primary_id), int(e.primary_answered), server_key(e.secondary_id),
+                int(e.secondary_answered), e.slot, repr(e.slot_time), e.bumps,
+                open_key(e.primary_id), open_key(e.secondary_id),
+            ]
+            for e in entries
+        ]  # fmt: skip
+        answer = self._evaluate(args=[json.dumps(payload, separators=(",", ":"))])
+        return [
+            SlotState(
+                _slot_count(primary),
+                _slot_count(secondary),
+                list(streaks) if streaks else [],  # cjson writes an empty table as {}
+                _pairs(open_primary),
+                _pairs(open_secondary),
+            )
+            for primary, secondary, streaks, open_primary, open_secondary in json.loads(answer)
+        ]
 
     def last_answers(self, server_ids: list[int]) -> dict[int, float]:
         pipe = self.redis.pipeline()

@@ -12,7 +12,7 @@ from alerts.choices import FAILURE_OF, RECOVERY_OF, EventType
 from alerts.events import record_event
 from alerts.models import Event
 
-from .heartbeat_state import PREFIX, HeartbeatState
+from .heartbeat_state import HeartbeatState, open_key
 
 LOADED = "_loaded"
 
@@ -23,12 +23,13 @@ def incident_key(event_type: str, name: str = "") -> str:
 
 
 class Incidents:
-    def __init__(self, state: HeartbeatState, server_id: int, snapshot: dict | None = None):
+    def __init__(self, state: HeartbeatState, server_id: int, snapshot: dict[str, str] | None = None):
         self.redis = state.redis
         self.server_id = server_id
-        self.key = f"{PREFIX}open:{server_id}"
-        # HGETALL of the key read with the batch; used by is_open only when it holds LOADED.
-        self.snapshot = snapshot if snapshot and LOADED.encode() in snapshot else None
+        self.key = open_key(server_id)
+        # The key's fields read with the batch (HeartbeatState.evaluate_slots); used by is_open
+        # only when it holds LOADED.
+        self.snapshot = snapshot if snapshot and LOADED in snapshot else None
 
     def _ensure_loaded(self) -> None:
         if self.redis.hexists(self.key, LOADED):
@@ -47,7 +48,7 @@ class Incidents:
 
     def is_open(self, failure: EventType, name: str = "") -> bool:
         if self.snapshot is not None:
-            return incident_key(failure, name).encode() in self.snapshot
+            return incident_key(failure, name) in self.snapshot
         self._ensure_loaded()
         return self.redis.hexists(self.key, incident_key(failure, name))
 

@@ -121,18 +121,49 @@ async def _probe_server(client: AgentClient, server: ServerView, body: dict, tim
     return ServerProbe(first, second)
 
 
+class GrantRecorder:
+    """Grants recorded in Redis in one round trip for all the clusters that take their turn in the
+    same pass of the event loop (they come in bursts, as answers free turns), instead of one round
+    trip each. Each grant keeps its own `sent_at`, stamped when its cluster asked."""
+
+    def __init__(self, state: HeartbeatState):
+        self.state = state
+        self.pending: list[tuple[int, int, float, asyncio.Future]] = []
+        self.flushes: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
+
+    async def record(self, cluster_id: int, epoch: int, sent_at: float) -> tuple[bool, str]:
+        future = asyncio.get_running_loop().create_future()
+        self.pending.append((cluster_id, epoch, sent_at, future))
+        if len(self.pending) == 1:  # the flush runs after the other coroutines that are ready now
+            flush = asyncio.ensure_future(self._flush())
+            self.flushes.add(flush)
+            flush.add_done_callback(self.flushes.discard)
+        return await future
+
+    async def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        try:
+            answers = await self.state.arecord_grants([(cluster_id, epoch, at) for cluster_id, epoch, at, _ in batch])
+        except Exception as error:  # Redis down: every grant of the batch fails, none is sent
+            for *_, future in batch:
+                future.set_exception(error)
+            return
+        for (*_, future), answer in zip(batch, answers, strict=True):
+            future.set_result(answer)
+
+
 def may_grant(cluster: ClusterView, skewed: set[int]) -> bool:
     return cluster.epoch >= cluster.grant_fence_epoch and cluster.primary.id not in skewed
 
 
 async def probe_slot(
     client: AgentClient,
-    state: HeartbeatState,
+    grants: GrantRecorder,
     cluster: ClusterView,
     slot: int,
     slot_time: float,
     skewed: set[int],
-    writes=None,
+    writes,
 ) -> SlotProbe:
     """Probe one cluster's two appliances for one slot. The grant is recorded and stamped right
     before it leaves, so its age on arrival is the network's, not the batch's.
@@ -141,23 +172,23 @@ async def probe_slot(
     sent_at = time.time()
     lease, reason = 0.0, "fenced in the database"
     if may_grant(cluster, skewed):
-        recorded, detail = await state.arecord_grant(cluster.id, cluster.epoch, sent_at)
+        recorded, detail = await grants.record(cluster.id, cluster.epoch, sent_at)
         lease, reason = (cluster.lease_s, "") if recorded else (0.0, detail)
         previous = detail
     elif cluster.primary.id in skewed:
         reason = "the primary's clock is skewed"
     grant = {"epoch": cluster.epoch, "lease_s": lease, "sent_at": sent_at}
     probe_body = {"epoch": cluster.epoch, "lease_s": 0, "sent_at": sent_at}
-    primary, secondary = await asyncio.gather(
-        _probe_server(client, cluster.primary, grant, timeout),
-        _probe_server(client, cluster.secondary, probe_body, timeout),
-    )
-    if lease > 0:
+    primary_call = asyncio.ensure_future(_probe_server(client, cluster.primary, grant, timeout))
+    secondary = await _probe_server(client, cluster.secondary, probe_body, timeout)  # meanwhile
+    primary = await primary_call
+    state = grants.state
+    if lease > 0 and not primary.answered:
         refused = primary.via_heartbeat.refused and (primary.via_intranet is None or primary.via_intranet.refused)
         if refused:
             state.undo_grant(cluster.id, sent_at, previous, client=writes)
         # A granter stops at its first slot without an answer and resumes when the primary answers.
-        state.set_granting(cluster.id, primary.answered, client=writes)
+        state.set_granting(cluster.id, False, client=writes)
     elif reason.startswith("stopped") and primary.answered:
         state.set_granting(cluster.id, True, client=writes)
     return SlotProbe(cluster, slot, slot_time, primary, secondary, {**grant, "refused_reason": reason})
