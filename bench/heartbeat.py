@@ -148,7 +148,7 @@ def run_product(logs: Path, redis, appliances: int, interval: float, warmup: flo
         # figures are for the steady state after every server has been probed once.
         started = time.monotonic()
         loaded = wait_until(
-            lambda: (n := len(redis.keys("dms:open:*"))) >= appliances and n,
+            lambda: (n := len(redis.keys("dms:srv:*"))) >= appliances and n,
             timeout=max(warmup, 180),
             interval=1.0,
             message=f"every one of the {appliances} appliances probed once",

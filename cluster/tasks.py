@@ -60,10 +60,12 @@ def dispatch_heartbeats() -> int:
             if not state.claim_slot_group(interval, slot):
                 continue
             slot_time = slot * interval
-            for start in range(0, len(ids), BATCH):
-                probe_batch.apply_async(
-                    (interval, slot, ids[start : start + BATCH]), eta=_at(slot_time), expires=_at(slot_time + interval)
-                )
+            batches = [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
+            # Each slot starts with another batch: when the heartbeat workers are too few, the batches
+            # that expire unprobed are spread over every cluster, not always the same ones.
+            first = slot % len(batches)
+            for batch in batches[first:] + batches[:first]:
+                probe_batch.apply_async((interval, slot, batch), eta=_at(slot_time), expires=_at(slot_time + interval))
                 sent += 1
     _resume_failovers()
     return sent
