@@ -19,6 +19,7 @@ class ServerAdmin(admin.ModelAdmin):
         "hardware",
         "heartbeat_url",
         "intranet_url",
+        "web_url",
         "agent_token",
         "role",
         "state",

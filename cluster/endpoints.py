@@ -14,11 +14,12 @@ from .models import Cluster
 @require_GET
 def go(request, name: str):
     """No auth (DESIGN §4.7): a stable entry URL for users; a browser refresh after a failover
-    lands on the new primary."""
+    lands on the new primary. It goes to the primary's application (`web_url`); a server without
+    one sends users to its agent's intranet URL, as before web_url existed (docs/decisions.md)."""
     cluster = Cluster.objects.select_related("primary").filter(name=name).first()
     if cluster is None:
         return HttpResponseNotFound(f"No cluster named {name}.", content_type="text/plain")
-    response = HttpResponseRedirect(cluster.primary.intranet_url)
+    response = HttpResponseRedirect(cluster.primary.web_url or cluster.primary.intranet_url)
     response["Cache-Control"] = "no-store"
     return response
 

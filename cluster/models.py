@@ -1,5 +1,7 @@
 """Servers (appliances), clusters (a primary and its failover) and deployments."""
 
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -13,6 +15,16 @@ NAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
     "Use letters, digits, dots, dashes and underscores only, starting with a letter or digit.",
 )
+
+
+def validate_web_url(value):
+    """Where end users go (GET /go/<cluster>/): a web address, http or https anywhere (it is not
+    an agent URL), and no user name or password to leak through a redirect."""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValidationError("Use an http:// or https:// address.", code="web_url_scheme")
+    if "@" in parts.netloc:
+        raise ValidationError("Leave user names and passwords out of the address.", code="web_url_credentials")
 
 
 def validate_hardware(value):
@@ -44,6 +56,13 @@ class Server(models.Model):
     hardware = models.JSONField(validators=[validate_hardware])
     heartbeat_url = models.URLField(max_length=300, help_text="Base URL of the agent on the heartbeat network.")
     intranet_url = models.URLField(max_length=300, help_text="Base URL of the agent on the intranet.")
+    web_url = models.URLField(
+        max_length=300,
+        blank=True,
+        validators=[validate_web_url],
+        help_text="The address end users open for this appliance's application (e.g. https://dmm-a.example.com/); "
+        "GET /go/<cluster>/ redirects there, or to the intranet URL when empty.",
+    )
     agent_token = models.CharField(max_length=200, blank=True, help_text="Bearer token of the agent (write-only).")
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.UNCONFIGURED, editable=False)
     state = models.CharField(max_length=10, choices=ServerState.choices, default=ServerState.UNKNOWN, editable=False)

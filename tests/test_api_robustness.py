@@ -3,7 +3,7 @@ filters, 100 kB strings)."""
 
 import pytest
 
-from tests.factories import ClusterFactory, EventFactory
+from tests.factories import ClusterFactory, EventFactory, ServerFactory
 
 WRITABLE = [
     "/api/v1/servers/",
@@ -46,6 +46,43 @@ def test_it_answers_400_to_wrong_field_types_on_a_cluster(admin_api):
     ]:
         response = admin_api.patch(f"/api/v1/clusters/{cluster.pk}/", {field: value}, format="json")
         assert response.status_code == 400, (field, response.status_code)
+
+
+def test_a_servers_web_url_round_trips_and_can_be_cleared(admin_api):
+    server = ServerFactory()
+    url = f"/api/v1/servers/{server.pk}/"
+
+    assert admin_api.get(url).json()["web_url"] == ""
+    set_ = admin_api.patch(url, {"web_url": "https://dmm-a.example.com/"}, format="json")
+    plain = admin_api.patch(url, {"web_url": "http://dmm-a.intranet.example/app/"}, format="json")
+    shown = admin_api.get(url).json()
+    cleared = admin_api.patch(url, {"web_url": ""}, format="json")
+
+    assert set_.status_code == 200 and set_.json()["web_url"] == "https://dmm-a.example.com/"
+    assert plain.status_code == 200 and shown["web_url"] == "http://dmm-a.intranet.example/app/"
+    assert cleared.status_code == 200 and cleared.json()["web_url"] == ""
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("ftp://dmm-a.example.com/", "http:// or https://"),
+        ("javascript:alert(1)", "valid URL"),
+        ("https://user:secret@dmm-a.example.com/", "user names and passwords"),
+        ("https://dmm-a.example.com/\r\nSet-Cookie: x=1", "valid URL"),
+        ("dmm-a.example.com", "valid URL"),
+        (HUGE, "300 characters"),
+    ],
+)
+def test_a_bad_web_url_is_a_400_naming_the_field(admin_api, value, message):
+    server = ServerFactory(web_url="https://dmm-a.example.com/")
+
+    response = admin_api.patch(f"/api/v1/servers/{server.pk}/", {"web_url": value}, format="json")
+
+    assert response.status_code == 400
+    assert any(message in m for m in response.json()["web_url"]), response.json()
+    server.refresh_from_db()
+    assert server.web_url == "https://dmm-a.example.com/"
 
 
 @pytest.mark.parametrize("url", ALL)

@@ -20,6 +20,7 @@ class ServerSerializer(FullCleanSerializer):
             "hardware",
             "heartbeat_url",
             "intranet_url",
+            "web_url",
             "agent_token",
             "role",
             "state",

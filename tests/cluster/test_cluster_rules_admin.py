@@ -1,5 +1,7 @@
 """The same refusal rules through the Django admin's cluster form: same field, same words."""
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -72,3 +74,27 @@ def test_the_admin_never_shows_an_agent_token(admin_browser):
     page = admin_browser.get(f"/admin/cluster/server/{server.pk}/change/").content.decode()
 
     assert "s3cret-agent-token" not in page
+
+
+def test_the_admin_edits_a_servers_web_url_and_refuses_other_schemes(admin_browser):
+    server = ServerFactory(agent_token="kept-token")
+    url = f"/admin/cluster/server/{server.pk}/change/"
+    form = {
+        "name": server.name,
+        "application": server.application,
+        "part_number": server.part_number,
+        "platform": server.platform,
+        "hardware": json.dumps(server.hardware),
+        "heartbeat_url": server.heartbeat_url,
+        "intranet_url": server.intranet_url,
+        "agent_token": "",
+    }
+
+    assert 'name="web_url"' in admin_browser.get(url).content.decode()
+    refused = admin_browser.post(url, {**form, "web_url": "ftp://dmm-a.example.com/"})
+    saved = admin_browser.post(url, {**form, "web_url": "https://dmm-a.example.com/"})
+
+    assert refused.status_code == 200 and "Use an http:// or https:// address." in refused.content.decode()
+    assert saved.status_code == 302
+    server.refresh_from_db()
+    assert server.web_url == "https://dmm-a.example.com/" and server.agent_token == "kept-token"

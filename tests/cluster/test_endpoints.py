@@ -2,6 +2,7 @@
 
 from django.test import Client
 
+from cluster.models import Cluster
 from tests.factories import ClusterFactory
 
 
@@ -14,6 +15,33 @@ def test_go_redirects_to_the_current_primary_without_login(db):
     assert response["Location"] == cluster.primary.intranet_url
     assert response["Cache-Control"] == "no-store"
     assert Client().get("/go/nothing/").status_code == 404
+
+
+def test_go_prefers_the_primarys_application_address_and_follows_a_failover(db):
+    """intranet_url is the agent's address: users belong on the application (web_url) when one is set."""
+    cluster = ClusterFactory(
+        name="dmm-web",
+        primary__web_url="https://dmm-a.example.com/",
+        secondary__web_url="https://dmm-b.example.com/",
+    )
+
+    before = Client().get("/go/dmm-web/")
+    # What the failover commit writes (cluster/failover.py): the secondary becomes the primary.
+    Cluster.objects.filter(pk=cluster.pk).update(primary=cluster.secondary, secondary=cluster.primary)
+    after = Client().get("/go/dmm-web/")
+
+    assert before.status_code == 302 and before["Location"] == "https://dmm-a.example.com/"
+    assert after.status_code == 302 and after["Location"] == "https://dmm-b.example.com/"
+    assert after["Cache-Control"] == "no-store"
+
+
+def test_go_falls_back_to_the_intranet_url_of_a_primary_without_web_url(db):
+    cluster = ClusterFactory(name="dmm-mixed", secondary__web_url="https://dmm-b.example.com/")
+
+    response = Client().get("/go/dmm-mixed/")
+
+    assert cluster.primary.web_url == ""
+    assert response.status_code == 302 and response["Location"] == cluster.primary.intranet_url
 
 
 def test_the_primary_endpoint_names_the_current_primary(viewer_api):

@@ -90,6 +90,15 @@ def test_the_cluster_page_shows_servers_settings_and_events(viewer_pages):
     assert viewer_pages.get("/clusters/999999/").status_code == 404
 
 
+def test_the_cluster_page_links_the_application_of_a_server_with_web_url(viewer_pages):
+    cluster = ClusterFactory(primary__web_url="https://dmm-a.example.com/")
+
+    page = viewer_pages.get(f"/clusters/{cluster.pk}/").content.decode()
+
+    assert 'href="https://dmm-a.example.com/"' in page and "Open application" in page
+    assert "no web URL set" in page  # the secondary has none
+
+
 def _event(kind, minutes_ago, server_id=1):
     return {"type": kind, "created_at": timezone.now() - timedelta(minutes=minutes_ago), "server_id": server_id}
 
