@@ -14,7 +14,7 @@ def _flag_check(tmp_path, name: str, critical: bool) -> tuple[dict, object]:
 
 def test_a_failing_critical_service_fails_over(make_cluster, tmp_path):
     check, flag = _flag_check(tmp_path, "media-engine", critical=True)
-    under_test = make_cluster("critical", checks_primary=[check])
+    under_test = make_cluster("critical", checks_primary=[check], notify=True)
 
     flag.touch()
 
@@ -27,11 +27,12 @@ def test_a_failing_critical_service_fails_over(make_cluster, tmp_path):
     assert under_test.primary_agent.running  # it kept answering heartbeats all along
     under_test.secondary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_a_failing_component_is_an_event_and_not_a_failover(make_cluster, tmp_path):
     check, flag = _flag_check(tmp_path, "raid-disk-2", critical=False)
-    under_test = make_cluster("component", checks_primary=[check])
+    under_test = make_cluster("component", checks_primary=[check], notify=True)
 
     flag.touch()
     failed = under_test.wait_event("component_failed", 15)
@@ -44,3 +45,4 @@ def test_a_failing_component_is_an_event_and_not_a_failover(make_cluster, tmp_pa
     assert cluster.epoch == 1 and "failover_completed" not in under_test.events()
     under_test.primary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)

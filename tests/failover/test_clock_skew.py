@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_secondary_clock_one_second_off_is_detected_after_several_readings(make_cluster):
-    under_test = make_cluster("skew-secondary", clock_offset_secondary=1.0)
+    under_test = make_cluster("skew-secondary", clock_offset_secondary=1.0, notify=True)
 
     event = under_test.wait_event("clock_skew_detected", 20)
 
@@ -20,12 +20,13 @@ def test_a_secondary_clock_one_second_off_is_detected_after_several_readings(mak
     assert cluster.epoch == 1
     under_test.primary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_a_primary_clock_one_second_off_is_failed_over(make_cluster):
     # A primary 1 s ahead refuses every grant as "from the past": it could never serve, so it
     # must not stay primary. The cluster is made with a correct clock, then the clock moves.
-    under_test = make_cluster("skew-primary")
+    under_test = make_cluster("skew-primary", notify=True)
     under_test.primary_agent.terminate()
     under_test.primary_agent.clock_offset = 1.0
     under_test.primary_agent.start()
@@ -37,3 +38,4 @@ def test_a_primary_clock_one_second_off_is_failed_over(make_cluster):
     assert cluster.primary.name == under_test.secondary_agent.name
     under_test.secondary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)

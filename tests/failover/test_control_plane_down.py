@@ -12,9 +12,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_primary_keeps_serving_while_the_control_plane_is_stopped(make_cluster, control_plane):
-    under_test = make_cluster("cp-down")
+    under_test = make_cluster("cp-down", notify=True)
     lease = under_test.cluster.effective_lease_s
     url = under_test.primary_agent.heartbeat_url
+    # A send frozen for 10 leases would outlive its claim and go out twice (at least once, the
+    # crash case): let the cluster's first notifications leave before freezing their worker.
+    under_test.notifications.wait_idle()
 
     for process in control_plane.values():
         process.signal(signal.SIGSTOP)
@@ -32,3 +35,4 @@ def test_the_primary_keeps_serving_while_the_control_plane_is_stopped(make_clust
     cluster = under_test.refresh()
     assert cluster.epoch == 1 and "failover_completed" not in under_test.events()
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)  # stopped and continued, not crashed

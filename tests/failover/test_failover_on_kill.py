@@ -10,7 +10,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_it_fails_over_when_the_primary_is_killed(make_cluster):
-    under_test = make_cluster("kill")
+    under_test = make_cluster("kill", notify=True)
     old_primary, old_secondary = under_test.cluster.primary, under_test.cluster.secondary
 
     under_test.primary_agent.kill()
@@ -24,10 +24,11 @@ def test_it_fails_over_when_the_primary_is_killed(make_cluster):
     completed = Event.objects.get(cluster=cluster, type="failover_completed")
     assert completed.details["cause"] == "missed_heartbeats" and completed.details["lease_deadline"]
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_a_returning_old_primary_with_stale_state_never_serves_and_rejoins_as_secondary(make_cluster):
-    under_test = make_cluster("return")
+    under_test = make_cluster("return", notify=True)
     old = under_test.primary_agent
     old.kill()
     under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 30, "the failover")
@@ -47,3 +48,4 @@ def test_a_returning_old_primary_with_stale_state_never_serves_and_rejoins_as_se
     assert under_test.wait_state(lambda c: c.state == "healthy", 15, "the cluster healthy again").epoch == 2
     assert old.primary_status() == 503
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)

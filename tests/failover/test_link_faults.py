@@ -16,7 +16,7 @@ def _hold(seconds: float) -> None:
 
 
 def test_a_cut_heartbeat_network_is_a_link_event_not_a_failover(make_cluster):
-    under_test = make_cluster("hb-cut", proxied=True)
+    under_test = make_cluster("hb-cut", proxied=True, notify=True)
     hb = under_test.proxies[under_test.primary_agent.name]["heartbeat"]
 
     hb.set("control", "black_hole")
@@ -32,12 +32,13 @@ def test_a_cut_heartbeat_network_is_a_link_event_not_a_failover(make_cluster):
     cluster = under_test.refresh()
     assert cluster.epoch == 1 and "failover_completed" not in under_test.events()
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_one_way_loss_seen_by_the_control_plane_only_is_not_a_failover(make_cluster):
     """The primary's answers to the control plane are lost while its requests arrive; the
     secondary still hears the primary: the second witness says no."""
-    under_test = make_cluster("oneway-cp", proxied=True)
+    under_test = make_cluster("oneway-cp", proxied=True, notify=True)
     proxies = under_test.proxies[under_test.primary_agent.name]
 
     for proxy in proxies.values():
@@ -52,12 +53,13 @@ def test_one_way_loss_seen_by_the_control_plane_only_is_not_a_failover(make_clus
     assert cluster.epoch == 1 and cluster.primary.name == under_test.primary_agent.name
     under_test.primary_agent.wait_primary_status(200, timeout=10)
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_one_way_loss_with_the_peer_link_cut_fails_over_without_two_primaries(make_cluster):
     """The control plane's requests still reach the primary (grants arrive) but its answers are
     lost, and the secondary cannot reach it at all: a failover, and never two serving."""
-    under_test = make_cluster("oneway-both", proxied=True)
+    under_test = make_cluster("oneway-both", proxied=True, notify=True)
     proxies = under_test.proxies[under_test.primary_agent.name]
 
     for proxy in proxies.values():
@@ -69,3 +71,4 @@ def test_one_way_loss_with_the_peer_link_cut_fails_over_without_two_primaries(ma
     assert cluster.primary.name == under_test.secondary_agent.name
     assert under_test.primary_agent.primary_status() == 503
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)

@@ -25,7 +25,7 @@ def test_a_cluster_in_maintenance_records_events_but_never_fails_over(make_clust
 
 
 def test_a_failover_without_a_reachable_secondary_fails_cleanly_and_is_retried(make_cluster):
-    under_test = make_cluster("no-secondary")
+    under_test = make_cluster("no-secondary", notify=True)
     under_test.secondary_agent.kill()
     wait_until(lambda: under_test.refresh().secondary.state == "down", 20, interval=0.1, message="secondary down")
 
@@ -42,3 +42,4 @@ def test_a_failover_without_a_reachable_secondary_fails_cleanly_and_is_retried(m
     done = under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 60, "the retried failover")
     assert done.primary.name == under_test.secondary_agent.name
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)

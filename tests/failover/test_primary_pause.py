@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_pause_shorter_than_the_threshold_span_is_not_a_failover(make_cluster):
-    under_test = make_cluster("blip")
+    under_test = make_cluster("blip", notify=True)
     span = (under_test.cluster.missed_heartbeats_threshold - 1) * under_test.cluster.heartbeat_interval
 
     under_test.primary_agent.stop()
@@ -27,10 +27,11 @@ def test_a_pause_shorter_than_the_threshold_span_is_not_a_failover(make_cluster)
     assert "failover_completed" not in under_test.events()
     under_test.primary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_a_long_pause_fails_over_and_the_resumed_primary_is_demoted(make_cluster):
-    under_test = make_cluster("long-pause")
+    under_test = make_cluster("long-pause", notify=True)
     old = under_test.primary_agent
 
     old.stop()
@@ -48,3 +49,4 @@ def test_a_long_pause_fails_over_and_the_resumed_primary_is_demoted(make_cluster
     assert under_test.events("failover_completed") == ["failover_completed"]
     assert cluster.secondary.name == old.name
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=True)

@@ -18,7 +18,7 @@ def operator_client(transactional_db):
 
 
 def test_a_switchover_swaps_the_roles_without_two_primaries(make_cluster, operator_client):
-    under_test = make_cluster("switch")
+    under_test = make_cluster("switch", notify=True)
     wait_until(lambda: under_test.refresh().secondary.state == "up", 15, interval=0.1, message="the secondary up")
 
     response = operator_client.post(f"/api/v1/clusters/{under_test.cluster.pk}/switchover/")
@@ -32,6 +32,7 @@ def test_a_switchover_swaps_the_roles_without_two_primaries(make_cluster, operat
     under_test.assert_never_two_primaries()
     gap = _longest_gap(under_test)
     assert gap <= cluster.effective_lease_s, f"no primary served for {gap:.2f} s"
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_a_switchover_is_refused_when_the_secondary_is_down(make_cluster, operator_client):

@@ -37,13 +37,16 @@ def _assert_one_failover(under_test) -> None:
     assert cluster.epoch == 2 and cluster.primary.name == under_test.secondary_agent.name
     assert under_test.events("failover_completed") == ["failover_completed"]
     under_test.assert_never_two_primaries()
+    # The crashes hit failover workers only; notifications go out from the `default` workers'
+    # outbox, which no scenario here touches: exactly once still holds.
+    under_test.assert_notified(exactly_once=True)
 
 
 @pytest.mark.parametrize(
     "step", ["witness", "wait", "commit"], ids=["after-claim", "after-candidacy", "after-promotion"]
 )
 def test_a_worker_killed_at_a_step_is_replaced_and_the_failover_completes(make_cluster, step):
-    under_test = make_cluster(f"crash-{step}")
+    under_test = make_cluster(f"crash-{step}", notify=True)
     _set_pause(under_test.cluster.pk, step)
 
     under_test.primary_agent.kill()
@@ -56,7 +59,7 @@ def test_a_worker_killed_at_a_step_is_replaced_and_the_failover_completes(make_c
 
 def test_a_worker_killed_during_the_lease_wait_is_replaced(make_cluster):
     # A lease longer than the detection time (2–3 s), so that there is a wait to be killed in.
-    under_test = make_cluster("crash-in-wait", lease_s=5.0)
+    under_test = make_cluster("crash-in-wait", lease_s=5.0, notify=True)
     under_test.primary_agent.kill()
 
     def owner_in_wait():
@@ -70,7 +73,7 @@ def test_a_worker_killed_during_the_lease_wait_is_replaced(make_cluster):
 
 
 def test_racing_workers_promote_once(make_cluster):
-    under_test = make_cluster("race")
+    under_test = make_cluster("race", notify=True)
     under_test.primary_agent.kill()
     wait_until(lambda: under_test.refresh().failover_request is not None, 20, interval=0.05, message="the request")
 
@@ -81,7 +84,7 @@ def test_racing_workers_promote_once(make_cluster):
 
 
 def test_a_stalled_worker_overtaken_by_another_stops_when_released(make_cluster, control_plane):
-    under_test = make_cluster("stall")
+    under_test = make_cluster("stall", notify=True)
     _set_pause(under_test.cluster.pk, "promote")
     under_test.primary_agent.kill()
     pid = _paused_worker(under_test.cluster.pk, "promote")
@@ -96,3 +99,4 @@ def test_a_stalled_worker_overtaken_by_another_stops_when_released(make_cluster,
     control_plane["failover"].wait_for_log("lost; another worker owns it", timeout=20)
     assert under_test.refresh().epoch == 2
     assert under_test.events("failover_completed") == ["failover_completed"]
+    under_test.assert_notified(exactly_once=True)

@@ -2,7 +2,9 @@
 (port 5439, Debian's pg_createcluster), so that the suite's own connections survive.
 
 Run by tests/faults/test_pg_restart.py as a subprocess (its Django settings must name the private
-database from the start); prints one JSON line with what it saw.
+database from the start); prints one JSON line with what it saw. Its workers notify its own SMTP
+server and snmptrapd (the events live in the private database): every event at least once per
+target — a send in flight when PostgreSQL went away may be repeated.
 """
 
 from __future__ import annotations
@@ -60,18 +62,29 @@ def main() -> int:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.db import transaction
+
     from cluster.models import Cluster
     from dms_admin.redis import redis_client
     from tests.support.agents import AgentFactory, wait_until
     from tests.support.controlplane import TIMING, _server
+    from tests.support.notifications import FAST_NOTIFICATIONS, ClusterNotifications, Sinks
     from tests.support.processes import celery_beat, celery_worker
     from tests.support.serving import PrimaryPoller, assert_no_overlap
+    from tests.support.smtp import SmtpServer
+    from tests.support.snmptrapd import Snmptrapd, available
 
     redis_client().flushdb()
     logs = Path(__file__).resolve().parents[2] / "test-artifacts" / "pg-restart"
     processes = {}
     factory = AgentFactory(Path(tempfile.mkdtemp(prefix="dms-pg-restart-")))
     result: dict = {}
+    sinks = Sinks(
+        SmtpServer().start(),
+        Snmptrapd(Path(tempfile.mkdtemp(prefix="dms-pg-trapd-"))).start() if available() else None,
+    )
+    # The workers started below take these from their environment.
+    os.environ.update(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(sinks.smtp.port), **FAST_NOTIFICATIONS)
     try:
         processes = {
             "heartbeat": celery_worker(logs, "heartbeat", "heartbeat", concurrency=2),
@@ -80,13 +93,12 @@ def main() -> int:
             "beat": celery_beat(logs),
         }
         primary_agent, secondary_agent = factory("pg-a"), factory("pg-b")
-        cluster = Cluster.objects.create(
-            name="pg-restart",
-            application="dmm",
-            primary=_server(primary_agent, "DMM-SVR-C210-K9"),
-            secondary=_server(secondary_agent, "DMM-FA-C210-K9"),
-            **TIMING,
-        )
+        primary, secondary = _server(primary_agent, "DMM-SVR-C210-K9"), _server(secondary_agent, "DMM-FA-C210-K9")
+        with transaction.atomic():
+            cluster = Cluster.objects.create(
+                name="pg-restart", application="dmm", primary=primary, secondary=secondary, **TIMING
+            )
+            notifications = ClusterNotifications.create_rules(cluster, sinks)
         poller = PrimaryPoller([primary_agent.heartbeat_url, secondary_agent.heartbeat_url]).start()
         wait_until(lambda: Cluster.objects.get(pk=cluster.pk).state == "healthy", 60, 0.2, "healthy")
         primary_agent.wait_primary_status(200, timeout=15)
@@ -110,6 +122,7 @@ def main() -> int:
         poller.stop()
         assert_no_overlap(primary_agent.serving_intervals(), secondary_agent.serving_intervals())
         poller.check_no_overlap()
+        notifications.assert_delivered(exactly_once=False)
         from alerts.models import Event
 
         final = Cluster.objects.get(pk=cluster.pk)
@@ -118,6 +131,7 @@ def main() -> int:
             "primary": final.primary.name,
             "failovers_completed": Event.objects.filter(cluster=final, type="failover_completed").count(),
             "no_overlap": True,
+            "notified": True,
         }
     except Exception as error:  # reported to the test, which fails with it
         result = {"error": f"{type(error).__name__}: {error}"}
@@ -125,6 +139,9 @@ def main() -> int:
         for process in processes.values():
             process.stop()
         factory.close()
+        sinks.smtp.stop()
+        if sinks.trapd is not None:
+            sinks.trapd.stop()
         from django.db import connections
 
         connections.close_all()

@@ -35,7 +35,7 @@ def _assert_no_failover_and_served(under_test, since: float) -> None:
 
 @pytest.mark.parametrize("network, loss", ONE_WAY, ids=[f"{n}-{m}" for n, m in ONE_WAY])
 def test_one_way_loss_on_one_network_is_neither_a_failover_nor_an_outage(make_cluster, network, loss):
-    under_test = make_cluster(f"oneway-{network}-{loss.replace('_', '-')}", proxied=True)
+    under_test = make_cluster(f"oneway-{network}-{loss.replace('_', '-')}", proxied=True, notify=True)
     proxy = under_test.proxies[under_test.primary_agent.name][network]
     start = time.monotonic()
 
@@ -49,10 +49,11 @@ def test_one_way_loss_on_one_network_is_neither_a_failover_nor_an_outage(make_cl
         down = under_test.wait_event("heartbeat_link_down", 5)
         restored = under_test.wait_event("heartbeat_link_restored", 15)
         assert restored.recovers_id == down.pk
+    under_test.assert_notified(exactly_once=True)
 
 
 def test_the_secondarys_link_to_the_primary_cut_alone_is_a_link_event(make_cluster):
-    under_test = make_cluster("peer-cut", proxied=True)
+    under_test = make_cluster("peer-cut", proxied=True, notify=True)
     proxy = under_test.proxies[under_test.primary_agent.name]["heartbeat"]
     start = time.monotonic()
 
@@ -64,3 +65,4 @@ def test_the_secondarys_link_to_the_primary_cut_alone_is_a_link_event(make_clust
     assert down.details["secondary_sees_primary"] is False
     assert restored.recovers_id == down.pk
     _assert_no_failover_and_served(under_test, start)
+    under_test.assert_notified(exactly_once=True)

@@ -4,7 +4,8 @@ failover's lease wait (grants, fences, counters and queued tasks are lost: DESIG
 
 After a Redis restart the control plane's processes are restarted too, as the operator guide's
 systemd units do: what is proved here is that the lost records (grants, fences, counters, queued
-tasks) never let two agents serve, and that everything resumes.
+tasks) never let two agents serve, and that everything resumes. Every notification still arrives,
+at least once: a send cut off by the kill goes out again once its claim runs out.
 """
 
 import time
@@ -43,7 +44,7 @@ def _restart_redis(server: PrivateRedis, control_plane) -> float:
 def test_a_redis_restart_during_heartbeats_is_neither_an_outage_nor_a_failover(
     make_cluster, control_plane, suite_redis
 ):
-    under_test = make_cluster("redis-restart")
+    under_test = make_cluster("redis-restart", notify=True)
     start = time.monotonic()
 
     restarted = _restart_redis(suite_redis, control_plane)
@@ -64,12 +65,13 @@ def test_a_redis_restart_during_heartbeats_is_neither_an_outage_nor_a_failover(
     assert statuses == {200}, "the primary stopped serving during the Redis restart"
     assert under_test.refresh().epoch == 1 and "failover_completed" not in under_test.events()
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=False)
 
 
 def test_a_redis_restart_during_the_lease_wait_restarts_the_wait_and_completes(
     make_cluster, control_plane, suite_redis
 ):
-    under_test = make_cluster("redis-in-wait", lease_s=5.0)
+    under_test = make_cluster("redis-in-wait", lease_s=5.0, notify=True)
     under_test.primary_agent.kill()
 
     def in_wait():
@@ -86,10 +88,11 @@ def test_a_redis_restart_during_the_lease_wait_restarts_the_wait_and_completes(
     assert completed.details["last_grant_at"] >= restarted - 0.5
     assert under_test.events("failover_completed") == ["failover_completed"] and cluster.epoch == 2
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=False)
 
 
 def test_workers_and_beat_restarted_during_a_failover_complete_it_once(make_cluster, control_plane):
-    under_test = make_cluster("cp-restart")
+    under_test = make_cluster("cp-restart", notify=True)
     Cluster.objects.filter(pk=under_test.cluster.pk).update(fault_pause="promote")
     redis_client().delete(f"dms:paused:{under_test.cluster.pk}")
     under_test.primary_agent.kill()
@@ -109,3 +112,4 @@ def test_workers_and_beat_restarted_during_a_failover_complete_it_once(make_clus
     under_test.secondary_agent.wait_primary_status(200, timeout=5)
     assert under_test.events("failover_completed") == ["failover_completed"] and cluster.epoch == 2
     under_test.assert_never_two_primaries()
+    under_test.assert_notified(exactly_once=False)

@@ -15,27 +15,33 @@ import signal
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from cluster.hardware import EXAMPLE
 from cluster.models import Cluster, Server
 from tests.support.agents import AgentFactory, wait_until
 from tests.support.faultproxy import FaultProxy
+from tests.support.notifications import FAST_NOTIFICATIONS, ClusterNotifications, Sinks
 from tests.support.processes import celery_beat, celery_worker
 from tests.support.serving import PrimaryPoller, assert_no_overlap
 from tests.support.smtp import SmtpServer
+from tests.support.snmptrapd import Snmptrapd
+from tests.support.snmptrapd import available as snmptrapd_available
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "control-plane"
 TIMING = dict(
     heartbeat_interval=1.0, missed_heartbeats_threshold=3, lease_s=2.0, max_grant_delay=0.5, max_clock_skew=0.2
 )
-# The session's SMTP server: the control plane's workers send notification email here.
+# The session's receivers: the control plane's workers send notification email to the SMTP server,
+# and the fault matrix's traps and informs to snmptrapd (None where it is not installed).
 SMTP_SINK: SmtpServer | None = None
+SNMPTRAPD: Snmptrapd | None = None
 
 
 def start_smtp_sink() -> SmtpServer:
     """Start the session's SMTP server and point EMAIL_* of every process started later at it: a
-    worker reads its email settings from its environment once, at start."""
+    worker reads its email settings from its environment once, at start. The notification timings
+    go the same way (tests/support/notifications.py)."""
     global SMTP_SINK
     SMTP_SINK = SmtpServer().start()
     os.environ.update(
@@ -43,6 +49,7 @@ def start_smtp_sink() -> SmtpServer:
         EMAIL_HOST="127.0.0.1",
         EMAIL_PORT=str(SMTP_SINK.port),
         EMAIL_TIMEOUT="3",
+        **FAST_NOTIFICATIONS,
     )
     return SMTP_SINK
 
@@ -57,13 +64,16 @@ STARTERS = {
 
 
 @pytest.fixture(scope="session")
-def control_plane(django_db_setup, django_db_blocker):
+def control_plane(django_db_setup, django_db_blocker, tmp_path_factory):
     """Workers and beat for the whole session (they survive each test's table flush)."""
+    global SNMPTRAPD
     from dms_admin.redis import redis_client
 
     redis_client().flushdb()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     sink = start_smtp_sink()  # before the workers, which take its port from their environment
+    if snmptrapd_available():
+        SNMPTRAPD = Snmptrapd(tmp_path_factory.mktemp("snmptrapd")).start()
     with django_db_blocker.unblock():
         connection.ensure_connection()
         processes = {name: start() for name, start in STARTERS.items()}
@@ -71,6 +81,8 @@ def control_plane(django_db_setup, django_db_blocker):
     for process in processes.values():
         process.stop()
     sink.stop()
+    if SNMPTRAPD is not None:
+        SNMPTRAPD.stop()
 
 
 @pytest.fixture
@@ -79,6 +91,11 @@ def smtp_sink(control_plane) -> SmtpServer:
     by event id or recipient)."""
     assert SMTP_SINK is not None
     return SMTP_SINK
+
+
+def notification_sinks() -> Sinks:
+    assert SMTP_SINK is not None, "the control_plane fixture starts the receivers"
+    return Sinks(SMTP_SINK, SNMPTRAPD)
 
 
 @pytest.fixture
@@ -120,6 +137,7 @@ class ClusterUnderTest:
         self.primary_agent = primary_agent
         self.secondary_agent = secondary_agent
         self.poller = PrimaryPoller([primary_agent.heartbeat_url, secondary_agent.heartbeat_url]).start()
+        self.notifications: ClusterNotifications | None = None
 
     def events(self, *types: str) -> list[str]:
         from alerts.models import Event
@@ -156,6 +174,12 @@ class ClusterUnderTest:
         assert_no_overlap(*(agent.serving_intervals() for agent in self.agents.values()))
         self.poller.check_no_overlap()
 
+    def assert_notified(self, *, exactly_once: bool) -> None:
+        """Every event of this cluster reached each of its rules' receivers (made with notify=True):
+        exactly once unless the scenario crashed a control-plane process, Redis or PostgreSQL."""
+        assert self.notifications is not None, "make the cluster with notify=True"
+        self.notifications.assert_delivered(exactly_once=exactly_once)
+
 
 @pytest.fixture
 def make_cluster(control_plane, transactional_db, agents):
@@ -169,6 +193,7 @@ def make_cluster(control_plane, transactional_db, agents):
         proxied: bool = False,
         inventory: dict | None = None,
         files: dict[str, bytes] | None = None,
+        notify: bool = False,
         **timing,
     ) -> ClusterUnderTest:
         primary_agent = agents(
@@ -179,10 +204,13 @@ def make_cluster(control_plane, transactional_db, agents):
         proxies = {agent.name: _proxies(agent) for agent in (primary_agent, secondary_agent)} if proxied else {}
         primary = _server(primary_agent, "DMM-SVR-C210-K9", proxies.get(primary_agent.name))
         secondary = _server(secondary_agent, "DMM-FA-C210-K9", proxies.get(secondary_agent.name))
-        cluster = Cluster.objects.create(
-            name=name, application="dmm", primary=primary, secondary=secondary, **{**TIMING, **timing}
-        )
+        with transaction.atomic():  # the rules exist before any event of the cluster can
+            cluster = Cluster.objects.create(
+                name=name, application="dmm", primary=primary, secondary=secondary, **{**TIMING, **timing}
+            )
+            rules = ClusterNotifications.create_rules(cluster, notification_sinks()) if notify else None
         under_test = ClusterUnderTest(cluster, primary_agent, secondary_agent)
+        under_test.notifications = rules
         under_test.proxies = proxies
         made.append(under_test)
         under_test.wait_state(lambda c: c.state == "healthy", 30, "the cluster to be configured")
