@@ -163,7 +163,9 @@ class Replication:
             "source_token": self.primary.agent_token,
             "epoch": self.cluster.epoch,
             "seq": allocate_seq(self.cluster.pk),
-            "quarantine": self.job.kind == ReplicationJob.Kind.RESYNC,
+            # Files only the secondary holds are kept in its quarantine folder, never deleted, when it
+            # joins a cluster (an appliance added with data of its own) and when it returns.
+            "quarantine": self.job.kind in (ReplicationJob.Kind.INITIAL, ReplicationJob.Kind.RESYNC),
             "delete": delete,
         }
         answer = call_once("POST", self.secondary.heartbeat_url, "/v1/sync", self.secondary.agent_token, body, 10)

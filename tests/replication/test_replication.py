@@ -57,11 +57,15 @@ def _last_job_id(cluster) -> int:
 
 
 def test_the_initial_sync_copies_licenses_modules_configuration_and_every_file(make_cluster, operator_api):
-    under_test = make_cluster("initial", inventory=INVENTORY, files=FILES)
+    own = {"media/recorded-before-joining.mp4": b"only on the new secondary"}
+    under_test = make_cluster("initial", inventory=INVENTORY, files=FILES, secondary_files=own)
     cluster = under_test.cluster
 
     assert tree_digest(under_test.secondary_agent.data_dir) == tree_digest(under_test.primary_agent.data_dir)
     assert len(tree_digest(under_test.secondary_agent.data_dir)) == len(FILES)
+    # The secondary's own file is not in its data any more, but it is not lost either.
+    kept = list(under_test.secondary_agent.state_dir.rglob("recorded-before-joining.mp4"))
+    assert kept and kept[0].read_bytes() == b"only on the new secondary"
     inventory = under_test.secondary_agent.request("GET", "/v1/inventory")[1]
     assert [lic["name"] for lic in inventory["licenses"]] == ["dmm-base", "digital-signs"]
     assert inventory["system"]["configuration"]["time_zone"] == "Europe/Paris"

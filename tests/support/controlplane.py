@@ -193,6 +193,7 @@ def make_cluster(control_plane, transactional_db, agents):
         proxied: bool = False,
         inventory: dict | None = None,
         files: dict[str, bytes] | None = None,
+        secondary_files: dict[str, bytes] | None = None,
         notify: bool = False,
         **timing,
     ) -> ClusterUnderTest:
@@ -201,6 +202,7 @@ def make_cluster(control_plane, transactional_db, agents):
         )
         secondary_agent = agents(f"{name}-b", clock_offset=clock_offset_secondary, inventory=_identity_only(inventory))
         write_files(primary_agent.data_dir, files or {})
+        write_files(secondary_agent.data_dir, secondary_files or {})
         proxies = {agent.name: _proxies(agent) for agent in (primary_agent, secondary_agent)} if proxied else {}
         primary = _server(primary_agent, "DMM-SVR-C210-K9", proxies.get(primary_agent.name))
         secondary = _server(secondary_agent, "DMM-FA-C210-K9", proxies.get(secondary_agent.name))
