@@ -17,8 +17,8 @@ SNMPv3 needs the user twice in snmptrapd.conf (DESIGN §9):
 
 With `load_mib=True` snmptrapd loads alerts/mibs/DMS-FAILOVER-MIB.txt. Debian ships no IETF MIB
 modules (they are in non-free's snmp-mibs-downloader), and net-snmp only needs the OID tree of
-SNMPv2-SMI (it knows the SMIv2 macros and base types), so this writes minimal stand-ins for
-SNMPv2-SMI, -TC and -CONF next to the config. With the MIB loaded snmptrapd prints enumerations by
+SNMPv2-SMI (it knows the SMIv2 macros and base types), so the MIB path starts with the minimal
+stand-ins for SNMPv2-SMI, -TC and -CONF in alerts/mibs/base-stubs/. With the MIB loaded snmptrapd prints enumerations by
 name (`INTEGER: critical(3)`) and DmsUtf8String values as text rather than hex.
 """
 
@@ -45,20 +45,7 @@ SNMP_TRAP_OID_0 = "1.3.6.1.6.3.1.1.4.1.0"
 RECORD_START = "<<TRAP>> "
 RECORD_END = "<<END>>"
 
-# Stand-ins for the IETF base modules: just the part of the OID tree our MIB hangs from.
-BASE_MIB_STUBS = {
-    "SNMPv2-SMI.txt": (
-        "SNMPv2-SMI DEFINITIONS ::= BEGIN\n"
-        "org OBJECT IDENTIFIER ::= { iso 3 }\n"
-        "dod OBJECT IDENTIFIER ::= { org 6 }\n"
-        "internet OBJECT IDENTIFIER ::= { dod 1 }\n"
-        "private OBJECT IDENTIFIER ::= { internet 4 }\n"
-        "enterprises OBJECT IDENTIFIER ::= { private 1 }\n"
-        "END\n"
-    ),
-    "SNMPv2-TC.txt": "SNMPv2-TC DEFINITIONS ::= BEGIN\nEND\n",
-    "SNMPv2-CONF.txt": "SNMPv2-CONF DEFINITIONS ::= BEGIN\nEND\n",
-}
+BASE_MIB_STUBS = MIBS_DIR / "base-stubs"  # the IETF modules our MIB imports: Debian ships none
 
 
 def available() -> bool:
@@ -237,11 +224,7 @@ class Snmptrapd:
 
     def command(self) -> list[str]:
         if self.load_mib:
-            stubs = self.workdir / "base-mibs"
-            stubs.mkdir(exist_ok=True)
-            for name, text in BASE_MIB_STUBS.items():
-                (stubs / name).write_text(text)
-            mib_args = ["-M", f"{stubs}:{MIBS_DIR}", "-m", "DMS-FAILOVER-MIB"]
+            mib_args = ["-M", f"{BASE_MIB_STUBS}:{MIBS_DIR}", "-m", "DMS-FAILOVER-MIB"]
         else:
             mib_args = ["-m", ""]  # no MIBs: avoids hundreds of missing-module lines
         return [
