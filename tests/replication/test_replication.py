@@ -177,12 +177,15 @@ def test_a_returning_old_primary_is_resynced_and_its_own_files_are_quarantined(m
 
 
 def test_a_switchover_during_a_sync_aborts_it_and_deletes_nothing_on_the_new_primary(make_cluster, operator_api):
-    under_test = make_cluster("switch-mid-sync", inventory=INVENTORY, files=FILES)
+    under_test = make_cluster("switch-mid-sync", inventory=INVENTORY, files=FILES, proxied=True)
     new_primary_dir = under_test.secondary_agent.data_dir
     held_before = tree_digest(new_primary_dir)
     wait_until(lambda: under_test.refresh().secondary.state == "up", 15, interval=0.1, message="the secondary up")
+    # Files over 1 MiB travel one request each, and each waits 1 s at the primary's heartbeat proxy:
+    # the sync surely outlasts the switchover's preflight, whatever the machine's speed.
+    under_test.proxies[under_test.primary_agent.name]["heartbeat"].set("other", "slow")
     write_files(
-        under_test.primary_agent.data_dir, {f"big/part-{i:04d}.bin": os.urandom(256 * 1024) for i in range(800)}
+        under_test.primary_agent.data_dir, {f"big/part-{i:04d}.bin": os.urandom(3 * 512 * 1024) for i in range(40)}
     )
     before = _last_job_id(under_test.cluster)
 
