@@ -11,8 +11,9 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from .agent_client import AgentAnswer, AgentClient
+from .agent_client import AgentAnswer
 from .heartbeat_state import HeartbeatState
+from .probe_client import ProbeClient
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def probe_timeout(interval: float) -> float:
     return max(0.1, min(interval * 0.45, 1.5))
 
 
-async def _probe_server(client: AgentClient, server: ServerView, body: dict, timeout: float) -> ServerProbe:
+async def _probe_server(client: ProbeClient, server: ServerView, body: dict, timeout: float) -> ServerProbe:
     first = await client.call("POST", server.heartbeat_url, "/v1/heartbeat", server.token, body, timeout)
     if first.answered:
         return ServerProbe(first)
@@ -157,7 +158,7 @@ def may_grant(cluster: ClusterView, skewed: set[int]) -> bool:
 
 
 async def probe_slot(
-    client: AgentClient,
+    client: ProbeClient,
     grants: GrantRecorder,
     cluster: ClusterView,
     slot: int,

@@ -18,7 +18,6 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from . import metrics
-from .agent_client import AgentClient
 from .choices import ClusterState, Role, ServerState
 from .commands import RoleCommand, send_role
 from .failover import Failover
@@ -26,6 +25,7 @@ from .heartbeat import evaluate_batch, skewed_servers
 from .heartbeat_state import PREFIX, HeartbeatState
 from .models import Cluster, ReplicationJob, Server
 from .probe import ClusterView, GrantRecorder, probe_slot
+from .probe_client import ProbeClient
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +159,10 @@ def probe_batch(interval: float, slot: int, cluster_ids: list[int]) -> str:
     return f"{len(probes)} clusters"
 
 
-# One event loop and one AgentClient per worker process, kept across batches, so that connections
+# One event loop and one ProbeClient per worker process, kept across batches, so that connections
 # to the agents are reused (keep-alive) instead of opened anew for every probe of every slot.
 _LOOP: asyncio.AbstractEventLoop | None = None
-_CLIENT: AgentClient | None = None
+_CLIENT: ProbeClient | None = None
 
 
 @worker_process_shutdown.connect
@@ -187,7 +187,7 @@ IN_FLIGHT = 64
 async def _probe_all(state, views, slot, slot_time, skewed, writes):
     global _CLIENT
     if _CLIENT is None:
-        _CLIENT = AgentClient()
+        _CLIENT = ProbeClient()
     turns = asyncio.Semaphore(IN_FLIGHT)
     grants = GrantRecorder(state)
 

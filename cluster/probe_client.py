@@ -1,0 +1,292 @@
+"""The heartbeat worker's HTTP client (DESIGN §5): HTTP/1.1 keep-alive on asyncio protocols.
+
+A heartbeat worker process is meant to make thousands of probes a second, and aiohttp's client spent
+about 160 µs of CPU per request here, two thirds of a probe; this one spends about 45 µs
+(docs/decisions.md, docs/benchmarks.md). It does only what a probe needs: one JSON request per call
+on a pooled connection, an answer framed by Content-Length, chunked or the connection's close, a
+deadline per call, TLS verified as `AgentClient` verifies it. Every other call to an agent (roles,
+failover steps, replication) goes through `AgentClient`, on aiohttp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import functools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from .agent_client import USER_AGENT, AgentAnswer, InsecureAgentURL, check_url, ssl_context
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 1024 * 1024  # a heartbeat answer is under 2 KiB
+IDLE_PER_AGENT = 8  # connections kept open per agent address; a probe needs one at a time
+
+
+class BadAnswer(Exception):
+    """The agent answered something that is not an HTTP/1.1 answer we can read."""
+
+
+@dataclass(frozen=True)
+class Target:
+    key: tuple[str, str, int]  # (scheme, host, port): one pool per agent address
+    host: str
+    port: int
+    tls: bool
+    head: bytes  # the request line and fixed headers, up to the ones that vary per call
+
+
+@functools.lru_cache(maxsize=65536)
+def _target(method: str, base_url: str, path: str) -> Target:
+    url = base_url.rstrip("/") + path
+    check_url(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InsecureAgentURL(f"{url}: not an http:// or https:// address")
+    tls = parts.scheme == "https"
+    port = parts.port or (443 if tls else 80)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if any(c in target for c in " \r\n"):
+        raise InsecureAgentURL(f"{url}: spaces or line breaks in the path")
+    host = parts.hostname
+    host_header = (f"[{host}]" if ":" in host else host) + ("" if parts.port is None else f":{port}")
+    head = f"{method} {target} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {USER_AGENT}\r\n"
+    return Target((parts.scheme, host, port), host, port, tls, head.encode("ascii"))
+
+
+def _request(target: Target, token: str, body: Any) -> bytes:
+    if "\r" in token or "\n" in token:
+        raise InsecureAgentURL("the agent token holds a line break")
+    payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    typed = b"Content-Type: application/json\r\n" if body is not None else b""
+    return b"".join(
+        (
+            target.head,
+            b"Authorization: Bearer ",
+            token.encode("latin-1"),
+            b"\r\n",
+            typed,
+            b"Content-Length: ",
+            str(len(payload)).encode(),
+            b"\r\n\r\n",
+            payload,
+        )
+    )
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to one agent, one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.answer: asyncio.Future | None = None
+        self.head: tuple[int, dict[str, str], int] | None = None  # status, headers, body start
+        self.closed = False
+        self.received = False  # any byte of the current answer
+
+    # asyncio.Protocol ----------------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received = True
+        self.buffer += data
+        if self.answer is not None and not self.answer.done():
+            try:
+                self._try_complete(closed=False)
+            except BadAnswer as error:
+                self.answer.set_exception(error)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.answer is not None and not self.answer.done():
+            try:
+                if not self._try_complete(closed=True):
+                    self.answer.set_exception(ConnectionResetError("the agent closed the connection"))
+            except BadAnswer as error:
+                self.answer.set_exception(error)
+
+    # exchanges ----------------------------------------------------------------------------------
+    def exchange(self, request: bytes) -> asyncio.Future:
+        """A future of (status, body, reusable)."""
+        self.answer = asyncio.get_running_loop().create_future()
+        self.head, self.received = None, False
+        self.buffer.clear()
+        self.transport.write(request)
+        return self.answer
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _try_complete(self, closed: bool) -> bool:
+        if self.head is None:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    raise BadAnswer("answer headers too long")
+                return False
+            self.head = _parse_head(bytes(self.buffer[:end]), end + 4)
+        status, headers, start = self.head
+        reusable = not closed and headers.get("connection", "").lower() != "close"
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            decoded = _dechunk(self.buffer, start)
+            if decoded is None:
+                return self._incomplete(closed)
+            body, end = decoded
+        elif "content-length" in headers:
+            try:
+                length = int(headers["content-length"])
+            except ValueError:
+                raise BadAnswer("bad Content-Length") from None
+            if length > MAX_BODY or length < 0:
+                raise BadAnswer(f"answer of {length} bytes")
+            end = start + length
+            if len(self.buffer) < end:
+                return self._incomplete(closed)
+            body = bytes(self.buffer[start:end])
+        elif status in (204, 304):
+            body, end = b"", start
+        else:  # framed by the connection's close
+            if not closed:
+                if len(self.buffer) - start > MAX_BODY:
+                    raise BadAnswer("answer too long")
+                return False
+            body, end, reusable = bytes(self.buffer[start:]), len(self.buffer), False
+        self.answer.set_result((status, body, reusable and end == len(self.buffer)))
+        return True
+
+    @staticmethod
+    def _incomplete(closed: bool) -> bool:
+        if closed:
+            raise BadAnswer("the agent closed the connection in the middle of its answer")
+        return False
+
+
+def _parse_head(head: bytes, body_start: int) -> tuple[int, dict[str, str], int]:
+    lines = head.decode("latin-1").split("\r\n")
+    version, _, rest = lines[0].partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/1.") or not code.isdigit() or code.startswith("1"):
+        raise BadAnswer(f"not an HTTP/1.1 answer: {lines[0][:60]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if not sep:
+            raise BadAnswer(f"bad header line: {line[:60]!r}")
+        headers[name.strip().lower()] = value.strip()
+    if version == "HTTP/1.0" and headers.get("connection", "").lower() != "keep-alive":
+        headers["connection"] = "close"
+    return int(code), headers, body_start
+
+
+def _dechunk(buffer: bytearray, start: int) -> tuple[bytes, int] | None:
+    """(body, end) of a complete chunked body at `start`, or None while more is to come."""
+    body, position = bytearray(), start
+    while True:
+        line_end = buffer.find(b"\r\n", position)
+        if line_end < 0:
+            return None
+        try:
+            size = int(bytes(buffer[position:line_end]).split(b";")[0], 16)
+        except ValueError:
+            raise BadAnswer("bad chunk size") from None
+        position = line_end + 2
+        if size == 0:
+            trailer_end = buffer.find(b"\r\n\r\n", position - 2)
+            return (bytes(body), trailer_end + 4) if trailer_end >= 0 else None
+        if len(buffer) < position + size + 2:
+            return None
+        body += buffer[position : position + size]
+        if len(body) > MAX_BODY:
+            raise BadAnswer("answer too long")
+        position += size + 2
+
+
+class ProbeClient:
+    """Same calls and answers as `AgentClient.call`; one per event loop."""
+
+    def __init__(self) -> None:
+        self.idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._tls = None
+
+    async def close(self) -> None:
+        for connections in self.idle.values():
+            for connection in connections:
+                connection.close()
+        self.idle.clear()
+
+    async def call(
+        self, method: str, base_url: str, path: str, token: str, body: Any = None, timeout: float = 2.0
+    ) -> AgentAnswer:
+        sent = time.time()
+        try:
+            target = _target(method, base_url, path)
+            async with asyncio.timeout(timeout):
+                status, raw = await self._exchange(target, _request(target, token, body))
+        except TimeoutError:
+            return AgentAnswer(0, {}, f"no answer within {timeout:g} s", False, sent, time.time())
+        except OSError as error:
+            refused = isinstance(error, ConnectionRefusedError) or error.errno == errno.ECONNREFUSED
+            prefix = "cannot connect: " if refused else ""
+            return AgentAnswer(0, {}, f"{prefix}{error}" or type(error).__name__, refused, sent, time.time())
+        except (BadAnswer, InsecureAgentURL) as error:
+            return AgentAnswer(0, {}, str(error), False, sent, time.time())
+        try:
+            decoded = json.loads(raw) if raw else {}
+        except ValueError:
+            decoded = {}
+        return AgentAnswer(status, decoded if isinstance(decoded, dict) else {}, "", False, sent, time.time())
+
+    async def _exchange(self, target: Target, request: bytes) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            connection = self._idle(target.key)
+            reused = connection is not None
+            if connection is None:
+                connection = await self._connect(target)
+            try:
+                status, body, reusable = await connection.exchange(request)
+            except ConnectionResetError:
+                connection.close()
+                if reused and not connection.received and attempt == 1:
+                    continue  # the agent closed an idle connection as the request left: once more, anew
+                raise
+            except BaseException:  # a deadline, a bad answer: never reuse a connection mid-exchange
+                connection.close()
+                raise
+            if reusable:
+                self._release(target.key, connection)
+            else:
+                connection.close()
+            return status, body
+        raise AssertionError("unreachable")
+
+    async def _connect(self, target: Target) -> _Connection:
+        loop = asyncio.get_running_loop()
+        if target.tls and self._tls is None:
+            self._tls = ssl_context()
+        tls = self._tls if target.tls else None
+        _, connection = await loop.create_connection(
+            _Connection, target.host, target.port, ssl=tls, server_hostname=target.host if tls else None
+        )
+        return connection
+
+    def _idle(self, key) -> _Connection | None:
+        connections = self.idle.get(key)
+        while connections:
+            connection = connections.pop()
+            if not connection.closed:
+                return connection
+        return None
+
+    def _release(self, key, connection: _Connection) -> None:
+        connections = self.idle.setdefault(key, [])
+        if len(connections) < IDLE_PER_AGENT:
+            connections.append(connection)
+        else:
+            connection.close()
