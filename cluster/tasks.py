@@ -55,7 +55,9 @@ def dispatch_heartbeats() -> int:
         by_interval[interval].append(cluster_id)
     sent = 0
     for interval, ids in by_interval.items():
-        first, last = math.ceil(now / interval), math.floor((now + WINDOW_S) / interval)
+        # From the slot under way: a dispatch that ran late (behind probe batches on a busy worker)
+        # still sends the slot that no earlier dispatch claimed, for what is left of it.
+        first, last = math.floor(now / interval), math.floor((now + WINDOW_S) / interval)
         for slot in range(first, last + 1):
             if not state.claim_slot_group(interval, slot):
                 continue
