@@ -23,7 +23,10 @@ from .agent_client import USER_AGENT, AgentAnswer, InsecureAgentURL, check_url, 
 
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024  # a heartbeat answer is under 2 KiB
-IDLE_PER_AGENT = 8  # connections kept open per agent address; a probe needs one at a time
+# Connections kept open between calls: per agent address (many virtual appliances of a simulator
+# share one), and in all, well under a default limit of 1,024 open files per process.
+IDLE_PER_ADDRESS = 256
+IDLE_IN_ALL = 768
 
 
 class BadAnswer(Exception):
@@ -213,6 +216,7 @@ class ProbeClient:
 
     def __init__(self) -> None:
         self.idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self.idle_count = 0
         self._tls = None
 
     async def close(self) -> None:
@@ -220,6 +224,7 @@ class ProbeClient:
             for connection in connections:
                 connection.close()
         self.idle.clear()
+        self.idle_count = 0
 
     async def call(
         self, method: str, base_url: str, path: str, token: str, body: Any = None, timeout: float = 2.0
@@ -280,13 +285,15 @@ class ProbeClient:
         connections = self.idle.get(key)
         while connections:
             connection = connections.pop()
+            self.idle_count -= 1
             if not connection.closed:
                 return connection
         return None
 
     def _release(self, key, connection: _Connection) -> None:
         connections = self.idle.setdefault(key, [])
-        if len(connections) < IDLE_PER_AGENT:
+        if len(connections) < IDLE_PER_ADDRESS and self.idle_count < IDLE_IN_ALL:
             connections.append(connection)
+            self.idle_count += 1
         else:
             connection.close()
