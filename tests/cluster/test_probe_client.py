@@ -114,7 +114,7 @@ def test_a_silent_agent_is_no_answer_within_the_deadline_and_the_next_call_works
         async def first_silent(request):
             calls.append(1)
             if len(calls) == 1:
-                await asyncio.sleep(5)
+                await asyncio.sleep(1)  # well past the 0.3 s deadline
             return web.json_response({"ok": True})
 
         runner, url, _ = await _agent_like_server(first_silent)
