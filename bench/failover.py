@@ -12,7 +12,6 @@ slot. Each trial also checks that the epoch moved by exactly one.
 from __future__ import annotations
 
 import argparse
-import copy
 import http.client
 import random
 import sys
@@ -49,24 +48,13 @@ def primary_status(port: int) -> int:
 
 
 def make_cluster(agents_dir: Path, name: str, interval: float):
-    from cluster.hardware import EXAMPLE
-    from cluster.models import Cluster, Server
+    from cluster.models import Cluster
     from tests.support.agents import AgentProcess
+    from tests.support.controlplane import server_row
 
     a = AgentProcess(agents_dir / f"{name}-a", f"{name}-a").start_with_fresh_ports()
     b = AgentProcess(agents_dir / f"{name}-b", f"{name}-b").start_with_fresh_ports()
-    servers = [
-        Server.objects.create(
-            name=agent.name,
-            application="dmm",
-            part_number=part,
-            hardware=copy.deepcopy(EXAMPLE),
-            heartbeat_url=agent.heartbeat_url,
-            intranet_url=agent.intranet_url,
-            agent_token=agent.token,
-        )
-        for agent, part in ((a, "DMM-SVR-C210-K9"), (b, "DMM-FA-C210-K9"))
-    ]
+    servers = [server_row(a, "DMM-SVR-C210-K9"), server_row(b, "DMM-FA-C210-K9")]
     # Defaults for threshold (3), lease (2 × interval), max_grant_delay (0.25), max_clock_skew (0.1).
     cluster = Cluster.objects.create(
         name=name, application="dmm", primary=servers[0], secondary=servers[1], heartbeat_interval=interval

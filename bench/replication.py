@@ -219,22 +219,14 @@ def control_plane_incremental(primary: AgentProcess, secondary: AgentProcess, da
 
     prepare(flush_redis=False)
     from cluster import lifecycle
-    from cluster.hardware import EXAMPLE
     from cluster.models import Cluster, ReplicationJob, Server
     from cluster.replication import Replication, start_job
+    from tests.support.controlplane import server_row
 
     lifecycle.cluster_created = lambda cluster: None  # no Celery: the agents are configured already
     name = f"bench-replication-{os.getpid()}"
     servers = [
-        Server.objects.create(
-            name=f"{name}-{agent.name}",
-            application="dmm",
-            part_number=part,
-            hardware=dict(EXAMPLE),
-            heartbeat_url=agent.heartbeat_url,
-            intranet_url=agent.intranet_url,
-            agent_token=agent.token,
-        )
+        server_row(agent, part, name=f"{name}-{agent.name}")
         for agent, part in ((primary, "DMM-SVR-C210-K9"), (secondary, "DMM-FA-C210-K9"))
     ]
     cluster = Cluster.objects.create(name=name, application="dmm", primary=servers[0], secondary=servers[1])

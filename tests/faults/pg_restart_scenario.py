@@ -67,7 +67,7 @@ def main() -> int:
     from cluster.models import Cluster
     from dms_admin.redis import redis_client
     from tests.support.agents import AgentFactory, wait_until
-    from tests.support.controlplane import TIMING, _server
+    from tests.support.controlplane import TIMING, server_row
     from tests.support.notifications import FAST_NOTIFICATIONS, ClusterNotifications, Sinks
     from tests.support.processes import celery_beat, celery_worker
     from tests.support.serving import PrimaryPoller, assert_no_overlap
@@ -93,7 +93,8 @@ def main() -> int:
             "beat": celery_beat(logs),
         }
         primary_agent, secondary_agent = factory("pg-a"), factory("pg-b")
-        primary, secondary = _server(primary_agent, "DMM-SVR-C210-K9"), _server(secondary_agent, "DMM-FA-C210-K9")
+        primary = server_row(primary_agent, "DMM-SVR-C210-K9")
+        secondary = server_row(secondary_agent, "DMM-FA-C210-K9")
         with transaction.atomic():
             cluster = Cluster.objects.create(
                 name="pg-restart", application="dmm", primary=primary, secondary=secondary, **TIMING

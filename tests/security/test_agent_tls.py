@@ -12,7 +12,6 @@ paused (SIGSTOP) for the test and resumed after.
 
 from __future__ import annotations
 
-import copy
 import datetime
 import ipaddress
 import time
@@ -26,12 +25,11 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.db import transaction
 
 from alerts.models import Event
-from cluster.hardware import EXAMPLE
-from cluster.models import Cluster, ReplicationJob, Server
+from cluster.models import Cluster, ReplicationJob
 from dms_admin.celery import app
 from dms_admin.redis import redis_client
 from tests.support.agents import wait_until
-from tests.support.controlplane import TIMING, tree_digest, write_files
+from tests.support.controlplane import TIMING, server_row, tree_digest, write_files
 from tests.support.processes import celery_beat, celery_worker
 
 pytestmark = pytest.mark.integration
@@ -171,21 +169,10 @@ def _tls_agents(agents, ca: CertificateAuthority, name: str):
 
 
 def _cluster(name: str, primary_agent, secondary_agent) -> Cluster:
-    servers = []
-    for agent, part in ((primary_agent, "DMM-SVR-C210-K9"), (secondary_agent, "DMM-FA-C210-K9")):
+    for agent in (primary_agent, secondary_agent):
         assert agent.heartbeat_url.startswith("https://") and agent.intranet_url.startswith("https://")
-        servers.append(
-            Server.objects.create(
-                name=agent.name,
-                application="dmm",
-                part_number=part,
-                hardware=copy.deepcopy(EXAMPLE),
-                heartbeat_url=agent.heartbeat_url,
-                intranet_url=agent.intranet_url,
-                agent_token=agent.token,
-            )
-        )
-    return Cluster.objects.create(name=name, application="dmm", primary=servers[0], secondary=servers[1], **TIMING)
+    primary, secondary = server_row(primary_agent, "DMM-SVR-C210-K9"), server_row(secondary_agent, "DMM-FA-C210-K9")
+    return Cluster.objects.create(name=name, application="dmm", primary=primary, secondary=secondary, **TIMING)
 
 
 def _refreshed(cluster: Cluster) -> Cluster:

@@ -204,8 +204,8 @@ def make_cluster(control_plane, transactional_db, agents):
         write_files(primary_agent.data_dir, files or {})
         write_files(secondary_agent.data_dir, secondary_files or {})
         proxies = {agent.name: _proxies(agent) for agent in (primary_agent, secondary_agent)} if proxied else {}
-        primary = _server(primary_agent, "DMM-SVR-C210-K9", proxies.get(primary_agent.name))
-        secondary = _server(secondary_agent, "DMM-FA-C210-K9", proxies.get(secondary_agent.name))
+        primary = server_row(primary_agent, "DMM-SVR-C210-K9", proxies.get(primary_agent.name))
+        secondary = server_row(secondary_agent, "DMM-FA-C210-K9", proxies.get(secondary_agent.name))
         with transaction.atomic():  # the rules exist before any event of the cluster can
             cluster = Cluster.objects.create(
                 name=name, application="dmm", primary=primary, secondary=secondary, **{**TIMING, **timing}
@@ -261,10 +261,12 @@ def _proxies(agent) -> dict[str, FaultProxy]:
     }
 
 
-def _server(agent, part_number: str, proxies: dict | None = None) -> Server:
-    """The rows name the agent's URLs, or its fault proxies' when the scenario cuts links."""
+def server_row(agent, part_number: str, proxies: dict | None = None, name: str | None = None) -> Server:
+    """The Server row of a test agent (named after it unless `name`): its URLs and token, or its
+    fault proxies' URLs when the scenario cuts links. Needs Django set up, nothing else (the
+    benchmarks call it too)."""
     return Server.objects.create(
-        name=agent.name,
+        name=name or agent.name,
         application="dmm",
         part_number=part_number,
         hardware=copy.deepcopy(EXAMPLE),
