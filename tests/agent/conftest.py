@@ -1,4 +1,5 @@
-"""Fixtures of the agent tests: real agent processes and a self-signed TLS certificate."""
+"""Fixtures of the agent tests: real agent processes, a primary/secondary pair and a self-signed TLS
+certificate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.sync_pair import Pair
 from tests.support.agents import agent_factory  # noqa: F401  (the fixture)
 
 
@@ -44,3 +46,13 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return cert_path, key_path
+
+
+@pytest.fixture
+def pair(agent_factory) -> Pair:  # noqa: F811  (the fixture imported above)
+    """A primary and a secondary at epoch 1."""
+    primary = agent_factory("p")
+    secondary = agent_factory("s")
+    assert primary.role("primary", 1, 1)[0] == 200
+    assert secondary.role("secondary", 1, 1)[0] == 200
+    return Pair(primary, secondary)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.data import BATCH_FILE_MAX, BATCH_MAX_PATHS
-from tests.agent.test_sync import Pair, temp_files, tree, write
+from tests.agent.sync_pair import Pair, temp_files, tree, write
 
 pytestmark = pytest.mark.integration
 
@@ -88,15 +88,6 @@ def test_get_serves_the_exact_file_never_a_compressed_sibling(agent) -> None:
     write(agent.data_dir, "big.bin", big)
     assert agent.request("GET", "/v1/data/files/big.bin") == (200, big)
     assert agent.request("GET", "/v1/data/files/page.html.gz")[1] == b"not the file"
-
-
-@pytest.fixture
-def pair(agent_factory) -> Pair:
-    primary = agent_factory("p")
-    secondary = agent_factory("s")
-    assert primary.role("primary", 1, 1)[0] == 200
-    assert secondary.role("secondary", 1, 1)[0] == 200
-    return Pair(primary, secondary)
 
 
 def test_many_small_files_travel_in_batches_and_arrive_verified(pair: Pair) -> None:

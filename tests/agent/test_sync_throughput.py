@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.agent.test_sync import Pair, tree, write
+from tests.agent.sync_pair import Pair, tree, write
 
 pytestmark = [
     pytest.mark.integration,
@@ -23,12 +23,8 @@ FILES = 2000
 SIZE = 100 * 1024  # 2,000 × 100 KiB ≈ 200 MB
 
 
-def test_sync_throughput_next_to_rsync(agent_factory, tmp_path) -> None:
-    primary = agent_factory("p")
-    secondary = agent_factory("s")
-    assert primary.role("primary", 1, 1)[0] == 200
-    assert secondary.role("secondary", 1, 1)[0] == 200
-    pair = Pair(primary, secondary)
+def test_sync_throughput_next_to_rsync(pair: Pair, tmp_path) -> None:
+    primary, secondary = pair.primary, pair.secondary
     for i in range(FILES):
         write(primary.data_dir, f"d{i % 50}/f{i}.bin", os.urandom(SIZE))
     total = FILES * SIZE
