@@ -70,15 +70,21 @@ end
 return 1
 """
 
-# Set the fence. A fence put into a Redis that had none (first use, or after a restart that lost
-# it) records when: grants before that moment are unknown (§4a.9).
-_SET_FENCE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'loaded_at', ARGV[2])
-elseif ARGV[3] == 'force' then
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+# Set the fences of KEYS to the epochs ARGV[3…] (ARGV[1] = now, ARGV[2] = 'force' or not). A fence
+# put into a Redis that had none (first use, or after a restart that lost it) records when: grants
+# before that moment are unknown (§4a.9). Without 'force' an existing fence is kept. Answers the
+# epochs held.
+_SET_FENCES = """
+local held = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('HSET', key, 'epoch', ARGV[i + 2], 'loaded_at', ARGV[1])
+  elseif ARGV[2] == 'force' then
+    redis.call('HSET', key, 'epoch', ARGV[i + 2])
+  end
+  held[i] = redis.call('HGET', key, 'epoch')
 end
-return redis.call('HGET', KEYS[1], 'epoch')
+return held
 """
 
 # Count one heartbeat slot for a server, once: a slot at or before the last counted one is stale.
@@ -98,8 +104,6 @@ local function count(key, slot, at, answered)
   return {1, misses, redis.call('HGET', key, 'first_miss'), 0}
 end
 """
-
-_COUNT_SLOT = _COUNT_FUNCTION + "return count(KEYS[1], tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1')"
 
 # A whole batch's steady state in one call, its entries JSON-encoded in ARGV[1] (one Redis command
 # instead of about ten per cluster: the worker's own CPU, not Redis, bounds the probes per second).
@@ -181,8 +185,7 @@ class HeartbeatState:
         self.redis = client or redis_client()
         self._record = self.redis.register_script(_RECORD_GRANTS)
         self._undo = self.redis.register_script(_UNDO_GRANT)
-        self._fence = self.redis.register_script(_SET_FENCE)
-        self._count = self.redis.register_script(_COUNT_SLOT)
+        self._fences = self.redis.register_script(_SET_FENCES)
         self._evaluate = self.redis.register_script(_EVALUATE_SLOTS)
 
     # -- grants and fences ---------------------------------------------------------------------
@@ -209,12 +212,20 @@ class HeartbeatState:
     def set_granting(self, cluster_id: int, granting: bool, client=None) -> None:
         (client or self.redis).hset(grant_key(cluster_id), "stopped", "0" if granting else "1")
 
+    def load_fences(self, epochs: dict[int, int], now: float) -> dict[int, int]:
+        """Put the database's fences into Redis where Redis has none (after a restart), in one call
+        however many clusters; answers the fence each cluster holds."""
+        if not epochs:
+            return {}
+        keys = [fence_key(cluster_id) for cluster_id in epochs]
+        held = self._fences(keys=keys, args=[repr(now), "", *epochs.values()])
+        return {cluster_id: int(epoch) for cluster_id, epoch in zip(epochs, held, strict=True)}
+
     def load_fence(self, cluster_id: int, epoch: int, now: float) -> int:
-        """Put the database's fence into Redis if Redis has none (after a restart)."""
-        return int(self._fence(keys=[fence_key(cluster_id)], args=[epoch, repr(now), ""]))
+        return self.load_fences({cluster_id: epoch}, now)[cluster_id]
 
     def set_fence(self, cluster_id: int, epoch: int, now: float) -> None:
-        self._fence(keys=[fence_key(cluster_id)], args=[epoch, repr(now), "force"])
+        self._fences(keys=[fence_key(cluster_id)], args=[repr(now), "force", epoch])
 
     def has_fence(self, cluster_id: int) -> bool:
         return bool(self.redis.exists(fence_key(cluster_id)))
@@ -229,12 +240,6 @@ class HeartbeatState:
         return max(float(sent_at or 0), float(loaded_at or 0))
 
     # -- slots ---------------------------------------------------------------------------------
-    def count_slot(self, server_id: int, slot: int, slot_time: float, answered: bool) -> SlotCount:
-        counted, misses, first_miss, answers = self._count(
-            keys=[server_key(server_id)], args=[slot, repr(slot_time), "1" if answered else "0"]
-        )
-        return SlotCount(bool(counted), int(misses), float(first_miss) if first_miss else None, int(answers))
-
     def evaluate_slots(self, entries: list[SlotEntry]) -> list[SlotState]:
         """The steady-state reads and writes of a batch of slots, in one round trip."""
         if not entries:

@@ -22,7 +22,7 @@ from .choices import ClusterState, Role, ServerState
 from .commands import RoleCommand, send_role
 from .failover import Failover
 from .heartbeat import evaluate_batch, skewed_servers
-from .heartbeat_state import PREFIX, HeartbeatState
+from .heartbeat_state import HeartbeatState
 from .models import Cluster, ReplicationJob, Server
 from .probe import ClusterView, GrantRecorder, probe_slot
 from .probe_client import ProbeClient
@@ -49,7 +49,8 @@ def dispatch_heartbeats() -> int:
     state = HeartbeatState()
     now = time.time()
     rows = list(Cluster.objects.values_list("id", "heartbeat_interval", "grant_fence_epoch"))
-    _reload_fences(state, rows, now)
+    # After a Redis restart nothing is granted until the fences are back from the database (§4a.3).
+    state.load_fences({cluster_id: fence for cluster_id, _, fence in rows}, now)
     by_interval: dict[float, list[int]] = defaultdict(list)
     for cluster_id, interval, _ in rows:
         by_interval[interval].append(cluster_id)
@@ -65,22 +66,12 @@ def dispatch_heartbeats() -> int:
             batches = [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
             # Each slot starts with another batch: when the heartbeat workers are too few, the batches
             # that expire unprobed are spread over every cluster, not always the same ones.
-            first = slot % len(batches)
-            for batch in batches[first:] + batches[:first]:
+            turn = slot % len(batches)
+            for batch in batches[turn:] + batches[:turn]:
                 probe_batch.apply_async((interval, slot, batch), eta=_at(slot_time), expires=_at(slot_time + interval))
                 sent += 1
     _resume_failovers()
     return sent
-
-
-def _reload_fences(state: HeartbeatState, rows, now: float) -> None:
-    """After a Redis restart nothing is granted until the fence is back from the database (§4a.3)."""
-    pipe = state.redis.pipeline(transaction=False)
-    for cluster_id, _, _ in rows:
-        pipe.exists(f"{PREFIX}fence:{cluster_id}")
-    for (cluster_id, _, fence), exists in zip(rows, pipe.execute(), strict=True):
-        if not exists:
-            state.load_fence(cluster_id, fence, now)
 
 
 def _resume_failovers() -> None:
