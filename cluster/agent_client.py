@@ -8,8 +8,6 @@ One `AgentClient` per event loop; each call has its own deadline. Plain HTTP is 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -18,7 +16,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from django.conf import settings
-from yarl import URL
 
 USER_AGENT = "dms-control-plane/1"
 
@@ -64,9 +61,8 @@ def check_url(url: str) -> None:
 
 
 class AgentClient:
-    """The heartbeat worker makes thousands of calls a second through one of these, so a call does
-    no more than it must: URLs parsed and checked once per agent, the body encoded once by `json`,
-    the answer read as bytes and decoded once."""
+    """Role commands, failover steps, replication and switchover calls (heartbeat probes go through
+    `cluster.probe_client.ProbeClient`)."""
 
     def __init__(self, *, connection_limit: int = 1000):
         connector = aiohttp.TCPConnector(limit=connection_limit, ssl=ssl_context(), force_close=False)
@@ -84,24 +80,23 @@ class AgentClient:
     async def call(
         self, method: str, base_url: str, path: str, token: str, body: Any = None, timeout: float = 2.0
     ) -> AgentAnswer:
+        url = base_url.rstrip("/") + path
         sent = time.time()
         try:
-            url = _target(base_url, path)
-            headers = {"Authorization": f"Bearer {token}"}
-            data = None
-            if body is not None:
-                data = json.dumps(body, separators=(",", ":")).encode()
-                headers["Content-Type"] = "application/json"
+            check_url(url)
             async with self.session.request(
-                method, url, data=data, headers=headers, timeout=_timeout(timeout)
+                method,
+                url,
+                json=body,
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                raw = await response.read()
                 try:
-                    decoded = json.loads(raw) if raw else {}
+                    data = await response.json(content_type=None)
                 except ValueError:
-                    decoded = {}
+                    data = {}
                 return AgentAnswer(
-                    response.status, decoded if isinstance(decoded, dict) else {}, "", False, sent, time.time()
+                    response.status, data if isinstance(data, dict) else {}, "", False, sent, time.time()
                 )
         except aiohttp.ClientConnectorError as error:
             refused = isinstance(error.os_error, ConnectionRefusedError)
@@ -110,18 +105,6 @@ class AgentClient:
             return AgentAnswer(0, {}, f"no answer within {timeout:g} s", False, sent, time.time())
         except (aiohttp.ClientError, InsecureAgentURL, OSError) as error:
             return AgentAnswer(0, {}, str(error) or error.__class__.__name__, False, sent, time.time())
-
-
-@functools.lru_cache(maxsize=65536)
-def _target(base_url: str, path: str) -> URL:
-    url = base_url.rstrip("/") + path
-    check_url(url)
-    return URL(url)
-
-
-@functools.lru_cache(maxsize=64)
-def _timeout(seconds: float) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=seconds)
 
 
 def call_once(method: str, base_url: str, path: str, token: str, body: Any = None, timeout: float = 2.0) -> AgentAnswer:
