@@ -15,7 +15,6 @@ import email.policy
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from typing import TypeVar
 import pytest
 import redis
 from django.conf import settings
+
+from tests.support.agents import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -76,12 +77,6 @@ class Demo:
                 logs = sorted((self.run_dir / "logs").glob("*.log"))
                 raise AssertionError(f"{what}: not within {FAILOVER_DEADLINE_S} s of the kill; logs in {logs}")
             time.sleep(0.25)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def own_redis_url() -> str:
