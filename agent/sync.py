@@ -416,13 +416,13 @@ class SyncManager:
         a broken answer) goes through `_fetch`, with its retries."""
         url = URL(job.source_url + "/v1/data/batch", encoded=True)
         again: list[dict[str, Any]] = []
+        ready: list[tuple[dict[str, Any], bytes]] = []  # received, not yet stored
         done = 0
         try:
             async with session.post(url, json={"paths": [f["path"] for f in files]}) as resp:
                 if resp.status != 200:
                     text = (await resp.text(errors="replace"))[:200]
                     raise Mismatch(f"batch of {len(files)} files: HTTP {resp.status} {text}")
-                ready: list[tuple[dict[str, Any], bytes]] = []
                 ready_bytes = 0
                 for f in files:
                     self._check(job)
@@ -444,10 +444,12 @@ class SyncManager:
                         again += await self._store(job, ready, local)
                         ready, ready_bytes = [], 0
                 again += await self._store(job, ready, local)
+                ready = []
         except (Mismatch, aiohttp.ClientError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
-            # Fetched again one by one below: what was placed stays, the rest is retried.
+            # Fetched again one by one below: what was placed stays, the rest (received but not
+            # stored yet included) is retried.
             log.warning("%s: sync %s: batch: %s: %s", self.core.name, job.id, type(exc).__name__, exc)
-            again += files[done:]
+            again += [f for f, _ in ready] + files[done:]
         for f in again:
             self._check(job)
             await self._fetch(session, job, f, f["path"] in local)

@@ -3,15 +3,19 @@ paths that use them: batches verified per file, a mismatch fetched again alone, 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from agent.data import BATCH_FILE_MAX, BATCH_MAX_PATHS
 from tests.agent.sync_pair import Pair, temp_files, tree, write
+from tests.support.agents import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +128,72 @@ def test_a_file_changed_behind_the_manifest_fails_alone_naming_it(pair: Pair) ->
     expected = {f"f{i:02d}.txt": hashlib.sha256(f"file {i:02d}".encode()).hexdigest() for i in range(20) if i != 7}
     assert tree(s) == expected
     assert answer["files_done"] == 19 and temp_files(pair.secondary) == []
+
+
+class BrokenBatchSource:
+    """A sync source whose batch answer breaks after `good` entries (a header for the wrong path):
+    the files received before the break must still arrive, in place or fetched again alone."""
+
+    def __init__(self, files: dict[str, bytes], good: int) -> None:
+        self.files, self.good = files, good
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> BrokenBatchSource:
+        self.thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        app = web.Application()
+        app.router.add_get("/v1/data/manifest", self._manifest)
+        app.router.add_post("/v1/data/batch", self._batch)
+        app.router.add_get("/v1/data/files/{path:.+}", self._file)
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        self.loop.run_until_complete(runner.setup())
+        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self.ready.set()
+        try:
+            self.loop.run_forever()
+        finally:
+            self.loop.run_until_complete(runner.cleanup())
+
+    async def _manifest(self, request: web.Request) -> web.Response:
+        files = [
+            {"path": rel, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for rel, data in self.files.items()
+        ]
+        return web.json_response({"files": files})
+
+    async def _batch(self, request: web.Request) -> web.Response:
+        paths = (await request.json())["paths"]
+        body = b"".join(
+            json.dumps({"path": rel, "size": len(self.files[rel])}).encode() + b"\n" + self.files[rel]
+            for rel in paths[: self.good]
+        )
+        body += json.dumps({"path": "not-what-was-asked", "size": 0}).encode() + b"\n"
+        return web.Response(body=body, content_type="application/octet-stream")
+
+    async def _file(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.files[request.match_info["path"]], content_type="application/octet-stream")
+
+
+def test_files_received_before_a_batch_breaks_still_arrive(pair: Pair) -> None:
+    files = {f"f{i:02d}.txt": f"file {i:02d}".encode() for i in range(20)}
+    with BrokenBatchSource(files, good=5) as source:
+        answer = pair.sync(source.url)
+    assert "batch: Mismatch" in pair.secondary.log_text()
+    assert tree(pair.secondary.data_dir) == {rel: hashlib.sha256(data).hexdigest() for rel, data in files.items()}
+    assert answer["files_done"] == answer["files_total"] == 20
+    assert temp_files(pair.secondary) == []
 
 
 def test_a_source_path_through_a_local_symlink_is_refused(pair: Pair, tmp_path: Path) -> None:
