@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 PORT = 5439
@@ -23,8 +22,14 @@ DATABASE = "dms_faults"
 REDIS_URL = os.environ.get("FAULTS_REDIS_URL", "redis://127.0.0.1:6391/5")
 
 
+def postgres_version() -> str:
+    return sorted(os.listdir("/etc/postgresql"))[-1]
+
+
 def ensure_private_postgres() -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    from tests.support.agents import wait_until
+
+    version = postgres_version()
     listed = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout
     if not any(line.split()[:2] == [version, CLUSTER] for line in listed.splitlines()):
         subprocess.run(
@@ -33,18 +38,19 @@ def ensure_private_postgres() -> None:
             capture_output=True,
         )
     subprocess.run(["pg_ctlcluster", version, CLUSTER, "start"], capture_output=True)
-    for _ in range(100):
-        if subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-q"]).returncode == 0:
-            break
-        time.sleep(0.1)
+    wait_until(
+        lambda: subprocess.run(["pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-q"]).returncode == 0,
+        10,
+        0.1,
+        f"the private PostgreSQL on port {PORT}",
+    )
     psql = ["psql", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres", "-q", "-c"]
     subprocess.run([*psql, f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"], check=True)
     subprocess.run([*psql, f"CREATE DATABASE {DATABASE}"], check=True)
 
 
 def restart_private_postgres(action: str = "restart") -> None:
-    version = sorted(os.listdir("/etc/postgresql"))[-1]
-    subprocess.run(["pg_ctlcluster", version, CLUSTER, action, "-m", "fast"], check=True)
+    subprocess.run(["pg_ctlcluster", postgres_version(), CLUSTER, action, "-m", "fast"], check=True)
 
 
 def main() -> int:
@@ -67,11 +73,10 @@ def main() -> int:
     from cluster.models import Cluster
     from dms_admin.redis import redis_client
     from tests.support.agents import AgentFactory, wait_until
-    from tests.support.controlplane import TIMING, server_row
-    from tests.support.notifications import FAST_NOTIFICATIONS, ClusterNotifications, Sinks
+    from tests.support.controlplane import TIMING, server_row, start_smtp_sink
+    from tests.support.notifications import ClusterNotifications, Sinks
     from tests.support.processes import celery_beat, celery_worker
     from tests.support.serving import PrimaryPoller, assert_no_overlap
-    from tests.support.smtp import SmtpServer
     from tests.support.snmptrapd import Snmptrapd, available
 
     redis_client().flushdb()
@@ -80,11 +85,9 @@ def main() -> int:
     factory = AgentFactory(Path(tempfile.mkdtemp(prefix="dms-pg-restart-")))
     result: dict = {}
     sinks = Sinks(
-        SmtpServer().start(),
+        start_smtp_sink(),  # EMAIL_* and the notification timings for the workers started below
         Snmptrapd(Path(tempfile.mkdtemp(prefix="dms-pg-trapd-"))).start() if available() else None,
     )
-    # The workers started below take these from their environment.
-    os.environ.update(EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(sinks.smtp.port), **FAST_NOTIFICATIONS)
     try:
         processes = {
             "heartbeat": celery_worker(logs, "heartbeat", "heartbeat", concurrency=2),
