@@ -28,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alerts.transports import snmp_oids as oids  # noqa: E402
 from bench._common import (  # noqa: E402
     celery_worker,
     load_note,
@@ -41,20 +42,17 @@ from bench._common import (  # noqa: E402
 ENGINE_ID = "80007ed905626e6f74696679"  # format 5 (octets) "bnotify"
 TARGET_FANOUT_S = 3.0
 RULES_PER_CHANNEL = 50
-EVENT_ID_OID = "1.3.6.1.4.1.32473.1.1.1.0"  # dmsEventId.0
 POLL_S = 0.005
 NAME = "notify-bench"
+EVENT_ID_OID = oids.dotted(oids.EVENT_ID + (0,))  # dmsEventId.0
 
 
 def setup_rows(trapd_port: int, community: str):
-    from alerts.models import Event, NotificationRule
+    from alerts.models import NotificationRule
     from cluster.hardware import EXAMPLE
     from cluster.models import Cluster, Server
 
-    Event.objects.filter(cluster__name=NAME).delete()
-    NotificationRule.objects.filter(name__startswith=NAME).delete()
-    Cluster.objects.filter(name=NAME).delete()
-    Server.objects.filter(name__startswith=NAME).delete()
+    cleanup()  # an earlier run's rows, if it was cut off
     servers = Server.objects.bulk_create(
         Server(
             name=f"{NAME}-{side}",
