@@ -1,7 +1,7 @@
 """Prometheus metrics for /metrics (DESIGN §6).
 
 Probes and failovers happen in Celery worker processes while /metrics is served by the web app,
-so counters and histogram buckets are kept in Redis (one HINCRBY per observation) and read back by
+so counters and histogram buckets are kept in Redis (HINCRBYs) and read back by
 a collector at scrape time; roles and states come from the database.
 """
 
@@ -16,12 +16,16 @@ PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 FAILOVER_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0)
 
 
-def _observe(pipe, name: str, buckets: tuple[float, ...], value: float) -> None:
+def _observe(pipe, name: str, buckets: tuple[float, ...], values: list[float]) -> None:
+    """Histogram observations: one HINCRBY per bucket for all the values, not one per value."""
+    if not values:
+        return
     for bound in buckets:
-        if value <= bound:
-            pipe.hincrby(KEY, f"{name}_bucket:{bound}", 1)
-    pipe.hincrby(KEY, f"{name}_bucket:+Inf", 1)
-    pipe.hincrbyfloat(KEY, f"{name}_sum", value)
+        count = sum(1 for value in values if value <= bound)
+        if count:
+            pipe.hincrby(KEY, f"{name}_bucket:{bound}", count)
+    pipe.hincrby(KEY, f"{name}_bucket:+Inf", len(values))
+    pipe.hincrbyfloat(KEY, f"{name}_sum", sum(values))
 
 
 def record_probes(results: dict[str, int], latencies: list[float]) -> None:
@@ -31,18 +35,7 @@ def record_probes(results: dict[str, int], latencies: list[float]) -> None:
         for result, count in results.items():
             if count:
                 pipe.hincrby(KEY, f"probes:{result}", count)
-        # One HINCRBY per bucket for the whole batch, not one per bucket per probe.
-        counts = [0] * len(PROBE_BUCKETS)
-        for latency in latencies:
-            for i, bound in enumerate(PROBE_BUCKETS):
-                if latency <= bound:
-                    counts[i] += 1
-        for bound, count in zip(PROBE_BUCKETS, counts, strict=True):
-            if count:
-                pipe.hincrby(KEY, f"probe_latency_bucket:{bound}", count)
-        if latencies:
-            pipe.hincrby(KEY, "probe_latency_bucket:+Inf", len(latencies))
-            pipe.hincrbyfloat(KEY, "probe_latency_sum", sum(latencies))
+        _observe(pipe, "probe_latency", PROBE_BUCKETS, latencies)
         pipe.execute()
     except Exception:  # metrics never break heartbeats
         pass
@@ -53,7 +46,7 @@ def record_failover(outcome: str, cause: str, duration: float | None = None) -> 
         pipe = redis_client().pipeline(transaction=False)
         pipe.hincrby(KEY, f"failovers:{outcome}:{cause}", 1)
         if duration is not None:
-            _observe(pipe, "failover_duration", FAILOVER_BUCKETS, duration)
+            _observe(pipe, "failover_duration", FAILOVER_BUCKETS, [duration])
         pipe.execute()
     except Exception:
         pass

@@ -1,7 +1,10 @@
 """The end users' entry URL, the current-primary endpoint for scripts and Prometheus' /metrics."""
 
+import re
+
 from django.test import Client
 
+from cluster import metrics
 from cluster.models import Cluster
 from tests.factories import ClusterFactory
 
@@ -73,6 +76,34 @@ def test_metrics_need_the_bearer_token(db, settings):
     ):
         assert name in text
     assert 'dms_cluster_epoch{cluster="measured",state="syncing"} 1.0' in text
+
+
+def _buckets(text: str, metric: str) -> dict[str, float]:
+    return {le: float(v) for le, v in re.findall(rf'^{metric}_bucket{{le="([^"]+)"}} (\S+)$', text, re.MULTILINE)}
+
+
+def _grown(before: str, after: str, metric: str) -> dict[str, float]:
+    old = _buckets(before, metric)
+    return {le: count - old.get(le, 0.0) for le, count in _buckets(after, metric).items()}
+
+
+def test_probe_latencies_and_failover_durations_land_in_their_histogram_buckets(db, settings):
+    settings.METRICS_TOKEN = "prometheus-secret"
+
+    def scrape() -> str:
+        return Client().get("/metrics", HTTP_AUTHORIZATION="Bearer prometheus-secret").content.decode()
+
+    before = scrape()
+    metrics.record_probes({"answered": 3}, [0.004, 0.02, 3.0])
+    metrics.record_failover("completed", "missed_heartbeats", 2.5)
+    after = scrape()
+
+    latency = "dms_heartbeat_probe_latency_seconds"
+    grown = _grown(before, after, latency)
+    assert (grown["0.005"], grown["0.025"], grown["2.5"], grown["+Inf"]) == (1, 2, 2, 3)
+    duration = "dms_failover_duration_seconds"
+    grown = _grown(before, after, duration)
+    assert (grown["2.0"], grown["3.0"], grown["+Inf"]) == (0, 1, 1)
 
 
 def test_metrics_are_closed_when_no_token_is_configured(db, settings):
