@@ -23,6 +23,7 @@ from django.db.models import Count
 from alerts.choices import EventType
 from alerts.models import Delivery, Event, NotificationRule
 from alerts.transports import snmp_oids as oids
+from tests.support.agents import wait_until
 from tests.support.smtp import SmtpServer
 from tests.support.snmptrapd import Snmptrapd, Trap
 
@@ -66,7 +67,6 @@ class ClusterNotifications:
         self.cluster_name = cluster.name
         self.sinks = sinks
         self.targets = targets
-        self._traps: list[Trap] = []
 
     @classmethod
     def create_rules(cls, cluster, sinks: Sinks) -> ClusterNotifications:
@@ -90,7 +90,7 @@ class ClusterNotifications:
 
     # -- what the receivers got
 
-    def _received(self, target: Target, event_id: int) -> int:
+    def _received(self, target: Target, event_id: int, traps: list[Trap]) -> int:
         if target.name == "email":
             recipient = self.recipient(self.cluster_name)
             return len(
@@ -100,15 +100,17 @@ class ClusterNotifications:
             )
         assert self.sinks.trapd is not None
         pdu = "INFORM" if target.name == "inform" else "TRAP2"
-        return sum(1 for trap in self._traps if trap.pdu == pdu and self._about(trap, event_id))
+        return sum(1 for trap in traps if trap.pdu == pdu and self._about(trap, event_id))
 
     def _about(self, trap: Trap, event_id: int) -> bool:
         return trap.varbinds.get(EVENT_ID_OID) == event_id and trap.varbinds.get(EVENT_CLUSTER_OID) == self.cluster_name
 
     def _counts(self, events: list[tuple[int, str]]) -> dict[tuple[int, Target], int]:
-        self._traps = self.sinks.trapd.traps() if self.sinks.trapd is not None else []
+        traps = self.sinks.trapd.traps() if self.sinks.trapd is not None else []
         return {
-            (event_id, target): self._received(target, event_id) for event_id, _ in events for target in self.targets
+            (event_id, target): self._received(target, event_id, traps)
+            for event_id, _ in events
+            for target in self.targets
         }
 
     # -- the checks
@@ -121,10 +123,12 @@ class ClusterNotifications:
     def wait_idle(self, timeout: float = 15.0) -> None:
         """Until no notification of the cluster is waiting or being sent: before a scenario freezes
         the control plane for longer than a claim, which would otherwise be sent again."""
-        deadline = time.monotonic() + timeout
-        while self._deliveries().filter(status__in=OPEN).exists():
-            assert time.monotonic() < deadline, f"notifications of {self.cluster_name} still open after {timeout:g} s"
-            time.sleep(0.05)
+        wait_until(
+            lambda: not self._deliveries().filter(status__in=OPEN).exists(),
+            timeout,
+            0.05,
+            f"the open notifications of {self.cluster_name} to be sent",
+        )
 
     def assert_delivered(self, *, exactly_once: bool, timeout: float | None = None) -> None:
         """Every event of the cluster recorded so far reached every target at least once, and
