@@ -62,38 +62,43 @@ def evaluate_batch(state: HeartbeatState, clusters: dict, probes: list[SlotProbe
     """Every probe of a batch evaluated, its steady-state Redis reads and writes in one round trip
     for the whole batch (HeartbeatState.evaluate_slots); transitions still read and write Redis and
     the database one by one."""
-    entries = []
+    entries, readings = [], []
     for probe in probes:
-        bumps = []
+        bumps, skews = [], {}
         pairs = ((probe.cluster.primary, probe.primary), (probe.cluster.secondary, probe.secondary))
         for server, server_probe in pairs:
             reading = skew_reading(probe.cluster, server_probe.answer) if server_probe.answered else None
             if reading is not None:
+                skews[server.id] = reading
                 bumps.append((server_key(server.id), *(f"skew_{field}" for field in _streak(reading[0]))))
         link = link_reading(probe)
         if link is not None:
             bumps.append((link_key(probe.cluster.id), *_streak(link[0])))
+        readings.append((skews, link))
         entries.append(
             SlotEntry(
                 probe.cluster.primary.id, probe.primary.answered, probe.cluster.secondary.id,
                 probe.secondary.answered, probe.slot, probe.slot_time, bumps,
             )
         )  # fmt: skip
-    for probe, entry, slot_state in zip(probes, entries, state.evaluate_slots(entries), strict=True):
+    slot_states = state.evaluate_slots(entries)
+    for probe, entry, (skews, link), slot_state in zip(probes, entries, readings, slot_states, strict=True):
         if not slot_state.primary.counted:
             continue  # a stale probe: this slot, or a later one, was counted already
+        cluster = clusters[probe.cluster.id]
         try:
-            SlotEvaluator(state, clusters[probe.cluster.id], probe, entry, slot_state, skewed=skewed).run()
+            SlotEvaluator(state, cluster, probe, entry, slot_state, skews, link, skewed=skewed).run()
         except Exception:
             on_error(probe)
 
 
 class SlotEvaluator:
-    """One cluster's slot, with what `evaluate_batch` read and wrote for it in Redis."""
+    """One cluster's slot, with what `evaluate_batch` read of its answers (clock readings by server,
+    the link reading) and read and wrote for it in Redis."""
 
     def __init__(
         self, state: HeartbeatState, cluster: Cluster, probe: SlotProbe, entry: SlotEntry, slot_state: SlotState,
-        skewed: set[int],
+        skews: dict[int, tuple], link: tuple | None, skewed: set[int],
     ):  # fmt: skip
         self.state = state
         self.cluster = cluster
@@ -103,14 +108,12 @@ class SlotEvaluator:
         bumped = zip(entry.bumps, slot_state.streaks, strict=True)
         self.streaks = {(key, field): value for (key, field, _), value in bumped}
         self.slot_state = slot_state
-        self.skewed = skewed
+        self.skews = skews
+        self.link = link
+        self.skewed = skewed  # the skewed set read with the batch: SREM only for its members
 
     def _bump(self, key: str, field: str) -> int:
         return self.streaks[(key, field)]
-
-    def _maybe_skewed(self, server_id: int) -> bool:
-        """Only a server in the skewed set read with the batch needs an SREM (not one per reading)."""
-        return server_id in self.skewed
 
     def _incidents(self, server_id: int) -> Incidents:
         snapshot = self.slot_state.open_primary if server_id == self.view.primary.id else self.slot_state.open_secondary
@@ -129,11 +132,10 @@ class SlotEvaluator:
         incidents = self._incidents(server.pk)
         view = self.view
         if probe.answered:
-            answer = probe.answer
-            body = answer.body
+            body = probe.answer.body
             self._mirror_role(server, body)
             self._checks(server, body, incidents, is_primary)
-            self._skew(server, answer, incidents, is_primary)
+            self._skew(server, incidents, is_primary)
             if server.state != ServerState.UP and count.answers >= view.recovery_threshold:
                 self._mark_up(server, incidents, count.answers)
             if not is_primary and self._needs_secondary_config(body):
@@ -234,8 +236,8 @@ class SlotEvaluator:
                 message = f"Component {name} on {server.name} works again."
                 self._close(incidents, EventType.COMPONENT_FAILED, message, server, details, name)
 
-    def _skew(self, server: Server, answer, incidents: Incidents, is_primary: bool) -> None:
-        reading = skew_reading(self.view, answer)
+    def _skew(self, server: Server, incidents: Incidents, is_primary: bool) -> None:
+        reading = self.skews.get(server.pk)
         if reading is None:
             return
         bad, offset, uncertainty, limit = reading
@@ -250,7 +252,7 @@ class SlotEvaluator:
         elif (
             not bad
             and streak >= SKEW_READINGS
-            and self._maybe_skewed(server.pk)
+            and server.pk in self.skewed
             and self.state.redis.srem(SKEWED_SET, server.pk)
         ):
             message = f"The clock of {server.name} is back within {limit:g} s."
@@ -259,7 +261,7 @@ class SlotEvaluator:
     # -- the heartbeat link and the cluster -------------------------------------------------------
     def _link(self) -> None:
         """A link that one side alone cannot cross: heartbeat_link_down, never a failover (§4.4)."""
-        reading = link_reading(self.probe)
+        reading = self.link
         if reading is None:
             return  # a down primary is not a link fault
         bad, cut_by_control_plane, peer = reading
