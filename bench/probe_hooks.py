@@ -63,8 +63,11 @@ def _postrun(task_id=None, task=None, retval=None, args=None, **_):
     wall, cpu = _started.pop(task_id, (time.perf_counter(), time.process_time()))
     name = task.name.rsplit(".", 1)[-1] if task else "?"
     if name == "probe_batch" and args:
-        print(f"BATCH slot {args[1]} first {args[2][0]} wall {time.perf_counter() - wall:.3f} "
-              f"cpu {time.process_time() - cpu:.3f} -> {retval}", flush=True)
+        print(
+            f"BATCH slot {args[1]} first {args[2][0]} wall {time.perf_counter() - wall:.3f} "
+            f"cpu {time.process_time() - cpu:.3f} -> {retval}",
+            flush=True,
+        )
     pipe = redis_client().pipeline(transaction=False)
     pipe.hincrbyfloat(STATS, f"{name}:busy_s", time.perf_counter() - wall)
     pipe.hincrbyfloat(STATS, f"{name}:cpu_s", time.process_time() - cpu)
