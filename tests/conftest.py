@@ -66,6 +66,29 @@ def outsider_api(outsider_user):
     return _client_for(outsider_user)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flush_retried_on_deadlock():
+    """The table flush after each transactional test runs while the session's Celery workers keep
+    querying: its TRUNCATE can deadlock with a worker's transaction, and PostgreSQL may pick the
+    flush as the victim. The worker's transaction then finishes, so the flush is tried again."""
+    from django.db import OperationalError
+    from django.db.backends.base.operations import BaseDatabaseOperations
+
+    flush = BaseDatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list, attempts=5):
+        for attempt in range(attempts):
+            try:
+                return flush(self, sql_list)
+            except OperationalError as error:
+                if "deadlock detected" not in str(error) or attempt == attempts - 1:
+                    raise
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
+        yield
+
+
 PRIVATE_REDIS = None
 
 
