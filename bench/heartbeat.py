@@ -180,7 +180,6 @@ def run_product(logs: Path, redis, appliances: int, interval: float, warmup: flo
         "offered": appliances / interval,
         "busy": busy,
         "dispatch_busy": dispatch_busy,
-        "probe_phase": delta(s0, s1, "probe_phase_s"),
         "batches": delta(s0, s1, "probe_batch:runs"),
         "stale": delta(s0, s1, "probe_batch:stale"),
         "per_busy_s": probes / busy if busy else float("nan"),
@@ -287,8 +286,7 @@ def print_row(appliances, clusters, interval, product, baseline, ratio, capacity
     busy = product["busy"] / product["elapsed"]
     print(
         f"    worker busy {busy:.0%} in probe_batch ({product['batches']:.0f} batches, {product['stale']:.0f} stale), "
-        f"{product['dispatch_busy'] / product['elapsed']:.1%} in the dispatcher; probe I/O phase "
-        f"{product['probe_phase'] / max(product['busy'], 1e-9):.0%} of probe_batch; "
+        f"{product['dispatch_busy'] / product['elapsed']:.1%} in the dispatcher; "
         f"{product['per_busy_s']:.0f} probes per busy second"
     )
     cpu = product["cpu"]

@@ -24,6 +24,7 @@ from .incidents import Incidents
 from .models import Cluster, Server
 from .probe import ServerProbe, SlotProbe
 
+ROLES = frozenset(Role.values)  # Role.values builds a new list at each call
 SKEW_READINGS = 3  # readings in a row before skew is declared, or declared over
 SKEWED_SET = f"{PREFIX}skewed"
 
@@ -194,7 +195,7 @@ class SlotEvaluator:
 
     def _mirror_role(self, server: Server, body: dict) -> None:
         role = body.get("role")
-        if role in Role.values and role != server.role:
+        if role in ROLES and role != server.role:
             Server.objects.filter(pk=server.pk).update(role=role)
             server.role = role
 
