@@ -8,6 +8,8 @@ beat → `dispatch_heartbeats` → `probe_batch` in one worker (`-Q heartbeat -c
 the dispatcher, as in production. Probes are counted from the product's `dms:metrics` hash;
 `bench/probe_hooks.py` (loaded with `-I`) keeps every probe latency and the worker's busy time.
 
+`BENCH_PROFILE=FILE` writes the worker's cProfile stats of the measured seconds to FILE.
+
 Then the baseline: the same appliances probed by `bench.probe_per_task.probe_one`, one task per
 probe, in one worker (`-c 1`) fed from a pre-filled queue.
 
@@ -38,6 +40,7 @@ from bench._common import (  # noqa: E402
 )
 
 TOKEN = "bench-sim-token"
+PROFILING = "bench:hb:profiling"  # bench/probe_hooks.py profiles while this key is set (BENCH_PROFILE)
 TARGET_RATE = 5000.0
 TARGET_RATIO = 10.0
 
@@ -157,7 +160,9 @@ def run_product(logs: Path, redis, appliances: int, interval: float, warmup: flo
         print(f"  warm-up: {loaded} appliances probed once after {time.monotonic() - started:.0f} s", flush=True)
         redis.delete("bench:hb:lat")
         m0, s0, t0 = metrics_snapshot(redis), stats_snapshot(redis), time.monotonic()
+        redis.set(PROFILING, 1)
         time.sleep(seconds)
+        redis.delete(PROFILING)
         m1, s1, t1 = metrics_snapshot(redis), stats_snapshot(redis), time.monotonic()
         latencies = [float(x) for x in redis.lrange("bench:hb:lat", 0, -1)]
     finally:

@@ -8,10 +8,12 @@ max_grant_delay when they arrive), and times each task with Celery's signals.
 
 from __future__ import annotations
 
+import cProfile
+import os
 import re
 import time
 
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 
 from cluster import metrics, tasks
 from dms_admin.redis import redis_client
@@ -22,6 +24,11 @@ STATS = "bench:hb"
 _record_probes = metrics.record_probes
 _evaluate_batch = tasks.evaluate_batch
 _started: dict[str, tuple[float, float]] = {}
+# BENCH_PROFILE=FILE: the worker's tasks of the measured seconds (while bench/heartbeat.py holds
+# PROFILING in Redis) run under cProfile, the stats written to FILE at shutdown.
+PROFILING = "bench:hb:profiling"
+PROFILE_TO = os.environ.get("BENCH_PROFILE")
+_profiler = cProfile.Profile() if PROFILE_TO else None
 
 
 def record_probes(results, latencies):
@@ -30,8 +37,8 @@ def record_probes(results, latencies):
         redis_client().rpush(LATENCIES, *(f"{x:.6f}" for x in latencies))
 
 
-def evaluate_batch(state, clusters, probes, *args, **kwargs):
-    _evaluate_batch(state, clusters, probes, *args, **kwargs)
+def evaluate_batch(state, probes, *args, **kwargs):
+    _evaluate_batch(state, probes, *args, **kwargs)
     sent = refused = 0
     reasons: dict[str, int] = {}
     for probe in probes:
@@ -53,10 +60,14 @@ def evaluate_batch(state, clusters, probes, *args, **kwargs):
 @task_prerun.connect
 def _prerun(task_id=None, task=None, **_):
     _started[task_id] = (time.perf_counter(), time.process_time())
+    if _profiler is not None and redis_client().exists(PROFILING):
+        _profiler.enable()
 
 
 @task_postrun.connect
 def _postrun(task_id=None, task=None, retval=None, args=None, **_):
+    if _profiler is not None:
+        _profiler.disable()
     wall, cpu = _started.pop(task_id, (time.perf_counter(), time.process_time()))
     name = task.name.rsplit(".", 1)[-1] if task else "?"
     if name == "probe_batch" and args:
@@ -70,6 +81,12 @@ def _postrun(task_id=None, task=None, retval=None, args=None, **_):
     pipe.hincrbyfloat(STATS, f"{name}:cpu_s", time.process_time() - cpu)
     pipe.hincrby(STATS, f"{name}:{'stale' if retval == 'stale' else 'runs'}", 1)
     pipe.execute()
+
+
+@worker_process_shutdown.connect
+def _write_profile(**_):
+    if _profiler is not None:
+        _profiler.dump_stats(PROFILE_TO)
 
 
 metrics.record_probes = record_probes

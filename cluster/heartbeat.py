@@ -22,7 +22,7 @@ from .choices import ClusterState, Role, ServerState
 from .heartbeat_state import PREFIX, HeartbeatState, SlotEntry, SlotState, link_key, server_key
 from .incidents import Incidents
 from .models import Cluster, Server
-from .probe import ServerProbe, SlotProbe
+from .probe import ClusterView, ServerProbe, ServerView, SlotProbe
 
 ROLES = frozenset(Role.values)  # Role.values builds a new list at each call
 SKEW_READINGS = 3  # readings in a row before skew is declared, or declared over
@@ -59,7 +59,7 @@ def _streak(bad: bool) -> tuple[str, str]:
     return ("bad", "good") if bad else ("good", "bad")
 
 
-def evaluate_batch(state: HeartbeatState, clusters: dict, probes: list[SlotProbe], on_error, skewed: set[int]) -> None:
+def evaluate_batch(state: HeartbeatState, probes: list[SlotProbe], on_error, skewed: set[int]) -> None:
     """Every probe of a batch evaluated, its steady-state Redis reads and writes in one round trip
     for the whole batch (HeartbeatState.evaluate_slots); transitions still read and write Redis and
     the database one by one."""
@@ -86,25 +86,28 @@ def evaluate_batch(state: HeartbeatState, clusters: dict, probes: list[SlotProbe
     for probe, entry, (skews, link), slot_state in zip(probes, entries, readings, slot_states, strict=True):
         if not slot_state.primary.counted:
             continue  # a stale probe: this slot, or a later one, was counted already
-        cluster = clusters[probe.cluster.id]
         try:
-            SlotEvaluator(state, cluster, probe, entry, slot_state, skews, link, skewed=skewed).run()
+            SlotEvaluator(state, probe, entry, slot_state, skews, link, skewed=skewed).run()
         except Exception:
             on_error(probe)
 
 
 class SlotEvaluator:
     """One cluster's slot, with what `evaluate_batch` read of its answers (clock readings by server,
-    the link reading) and read and wrote for it in Redis."""
+    the link reading) and read and wrote for it in Redis.
+
+    It decides on the rows as the batch read them (`probe.cluster`); a transition writes them by id,
+    guarded by the state it saw, and loads the model instances its events name."""
 
     def __init__(
-        self, state: HeartbeatState, cluster: Cluster, probe: SlotProbe, entry: SlotEntry, slot_state: SlotState,
+        self, state: HeartbeatState, probe: SlotProbe, entry: SlotEntry, slot_state: SlotState,
         skews: dict[int, tuple], link: tuple | None, skewed: set[int],
     ):  # fmt: skip
         self.state = state
-        self.cluster = cluster
         self.probe = probe
         self.view = probe.cluster
+        # Server states as read with the batch, then as this slot changes them.
+        self.server_states = {server.id: server.state for server in (self.view.primary, self.view.secondary)}
         self.failover_causes: list[tuple[str, dict]] = []
         bumped = zip(entry.bumps, slot_state.streaks, strict=True)
         self.streaks = {(key, field): value for (key, field, _), value in bumped}
@@ -112,6 +115,7 @@ class SlotEvaluator:
         self.skews = skews
         self.link = link
         self.skewed = skewed  # the skewed set read with the batch: SREM only for its members
+        self._cluster: Cluster | None = None
 
     def _bump(self, key: str, field: str) -> int:
         return self.streaks[(key, field)]
@@ -120,98 +124,110 @@ class SlotEvaluator:
         snapshot = self.slot_state.open_primary if server_id == self.view.primary.id else self.slot_state.open_secondary
         return Incidents(self.state, server_id, snapshot)
 
+    def _rows(self, server_id: int) -> tuple[Cluster, Server]:
+        """The cluster and the server an event names (a transition: rare)."""
+        if self._cluster is None:
+            self._cluster = Cluster.objects.select_related("primary", "secondary").get(pk=self.view.id)
+        servers = (self._cluster.primary, self._cluster.secondary)
+        server = next((s for s in servers if s.pk == server_id), None) or Server.objects.get(pk=server_id)
+        return self._cluster, server
+
     def run(self) -> None:
-        self._server(self.cluster.primary, self.probe.primary, self.slot_state.primary, is_primary=True)
-        self._server(self.cluster.secondary, self.probe.secondary, self.slot_state.secondary, is_primary=False)
+        self._server(self.view.primary, self.probe.primary, self.slot_state.primary, is_primary=True)
+        self._server(self.view.secondary, self.probe.secondary, self.slot_state.secondary, is_primary=False)
         self._link()
         self._cluster_state()
         for cause, evidence in self.failover_causes[:1]:
-            request_failover(self.cluster, cause, self.cluster.primary, evidence)
+            request_failover(self.view, cause, evidence)
 
     # -- servers ---------------------------------------------------------------------------------
-    def _server(self, server: Server, probe: ServerProbe, count, *, is_primary: bool) -> None:
-        incidents = self._incidents(server.pk)
+    def _server(self, server: ServerView, probe: ServerProbe, count, *, is_primary: bool) -> None:
+        incidents = self._incidents(server.id)
         view = self.view
+        state = self.server_states[server.id]
         if probe.answered:
             body = probe.answer.body
             self._mirror_role(server, body)
             self._checks(server, body, incidents, is_primary)
             self._skew(server, incidents, is_primary)
-            if server.state != ServerState.UP and count.answers >= view.recovery_threshold:
+            if state != ServerState.UP and count.answers >= view.recovery_threshold:
                 self._mark_up(server, incidents, count.answers)
             if not is_primary and self._needs_secondary_config(body):
                 from .tasks import reconcile_secondary
 
-                if self.state.redis.set(f"{PREFIX}reconcile:{self.cluster.pk}", 1, nx=True, ex=5):
-                    reconcile_secondary.delay(self.cluster.pk)
+                if self.state.redis.set(f"{PREFIX}reconcile:{view.id}", 1, nx=True, ex=5):
+                    reconcile_secondary.delay(view.id)
             return
         span = self.probe.slot_time - (count.first_miss_at or self.probe.slot_time)
         if count.misses >= view.threshold and span >= (view.threshold - 1) * view.interval - 1e-6:
             evidence = {
                 "missed_slots": count.misses,
                 "first_missed_slot_at": count.first_miss_at,
-                "last_answer_at": self.state.last_answers([server.pk]).get(server.pk),
+                "last_answer_at": self.state.last_answers([server.id]).get(server.id),
                 "heartbeat_error": probe.via_heartbeat.error,
                 "intranet_error": probe.via_intranet.error if probe.via_intranet else "",
                 "grant": self.probe.grant,
                 "rule": f"{view.threshold} consecutive missed heartbeats spanning ≥ "
                 f"{(view.threshold - 1) * view.interval:g} s",
             }
-            if server.state != ServerState.DOWN:
+            if state != ServerState.DOWN:
                 self._mark_down(server, incidents, evidence)
             if is_primary:
                 self.failover_causes.append(("missed_heartbeats", evidence))
 
-    def _mark_up(self, server: Server, incidents: Incidents, answers: int) -> None:
+    def _mark_up(self, server: ServerView, incidents: Incidents, answers: int) -> None:
         with transaction.atomic():
             changed = (
-                Server.objects.filter(pk=server.pk)
+                Server.objects.filter(pk=server.id)
                 .exclude(state=ServerState.UP)
                 .update(state=ServerState.UP, last_heartbeat_at=timezone.now())
             )
             if changed:
-                incidents.close(
+                self._close(
+                    incidents,
                     EventType.SERVER_FAILED,
-                    f"Appliance {server.name} of cluster {self.cluster.name} is reachable again.",
-                    cluster=self.cluster,
-                    server=server,
-                    details={"consecutive_answers": answers},
+                    f"Appliance {server.name} of cluster {self.view.name} is reachable again.",
+                    server,
+                    {"consecutive_answers": answers},
                 )
-        server.state = ServerState.UP
+        self.server_states[server.id] = ServerState.UP
 
-    def _mark_down(self, server: Server, incidents: Incidents, evidence: dict) -> None:
+    def _mark_down(self, server: ServerView, incidents: Incidents, evidence: dict) -> None:
         with transaction.atomic():
-            changed = Server.objects.filter(pk=server.pk).exclude(state=ServerState.DOWN).update(state=ServerState.DOWN)
+            changed = Server.objects.filter(pk=server.id).exclude(state=ServerState.DOWN).update(state=ServerState.DOWN)
             if changed:
-                incidents.open(
+                self._open(
+                    incidents,
                     EventType.SERVER_FAILED,
-                    f"Appliance {server.name} of cluster {self.cluster.name} missed "
+                    f"Appliance {server.name} of cluster {self.view.name} missed "
                     f"{evidence['missed_slots']} heartbeats in a row.",
-                    cluster=self.cluster,
-                    server=server,
-                    details=evidence,
+                    server,
+                    evidence,
                 )
-        server.state = ServerState.DOWN
+        self.server_states[server.id] = ServerState.DOWN
 
-    def _mirror_role(self, server: Server, body: dict) -> None:
+    def _mirror_role(self, server: ServerView, body: dict) -> None:
         role = body.get("role")
         if role in ROLES and role != server.role:
-            Server.objects.filter(pk=server.pk).update(role=role)
-            server.role = role
+            Server.objects.filter(pk=server.id).update(role=role)
 
     def _needs_secondary_config(self, body: dict) -> bool:
         """A returning old primary, or a wiped appliance: not secondary at the cluster's epoch."""
-        if self.cluster.state == ClusterState.FAILING_OVER or self.cluster.failover_request is not None:
+        if self.view.state == ClusterState.FAILING_OVER or self.view.has_request:
             return False
         return body.get("role") not in (Role.SECONDARY, Role.CANDIDATE) or body.get("epoch") != self.view.epoch
 
-    def _open(self, incidents: Incidents, failure: EventType, message: str, server: Server, details: dict, name=""):
-        return incidents.open(failure, message, cluster=self.cluster, server=server, details=details, name=name)
+    def _open(self, incidents: Incidents, failure: EventType, message: str, server: ServerView, details, name=""):
+        if incidents.is_open(failure, name):
+            return None
+        cluster, row = self._rows(server.id)
+        return incidents.open(failure, message, cluster=cluster, server=row, details=details, name=name)
 
-    def _close(self, incidents: Incidents, failure: EventType, message: str, server: Server, details: dict, name=""):
-        return incidents.close(failure, message, cluster=self.cluster, server=server, details=details, name=name)
+    def _close(self, incidents: Incidents, failure: EventType, message: str, server: ServerView, details, name=""):
+        cluster, row = self._rows(server.id)
+        return incidents.close(failure, message, cluster=cluster, server=row, details=details, name=name)
 
-    def _checks(self, server: Server, body: dict, incidents: Incidents, is_primary: bool) -> None:
+    def _checks(self, server: ServerView, body: dict, incidents: Incidents, is_primary: bool) -> None:
         threshold = self.view.threshold
         for service in body.get("services") or []:
             name = str(service.get("name", "?"))
@@ -237,15 +253,15 @@ class SlotEvaluator:
                 message = f"Component {name} on {server.name} works again."
                 self._close(incidents, EventType.COMPONENT_FAILED, message, server, details, name)
 
-    def _skew(self, server: Server, incidents: Incidents, is_primary: bool) -> None:
-        reading = self.skews.get(server.pk)
+    def _skew(self, server: ServerView, incidents: Incidents, is_primary: bool) -> None:
+        reading = self.skews.get(server.id)
         if reading is None:
             return
         bad, offset, uncertainty, limit = reading
-        streak = self._bump(server_key(server.pk), "skew_bad" if bad else "skew_good")
+        streak = self._bump(server_key(server.id), "skew_bad" if bad else "skew_good")
         evidence = {"offset_s": round(offset, 4), "uncertainty_s": round(uncertainty, 4), "limit_s": limit}
         if bad and streak >= SKEW_READINGS:
-            self.state.redis.sadd(SKEWED_SET, server.pk)
+            self.state.redis.sadd(SKEWED_SET, server.id)
             message = f"The clock of {server.name} is {offset:+.3f} s off; grants to it stopped."
             self._open(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, {**evidence, "readings": streak})
             if is_primary:
@@ -253,8 +269,8 @@ class SlotEvaluator:
         elif (
             not bad
             and streak >= SKEW_READINGS
-            and server.pk in self.skewed
-            and self.state.redis.srem(SKEWED_SET, server.pk)
+            and server.id in self.skewed
+            and self.state.redis.srem(SKEWED_SET, server.id)
         ):
             message = f"The clock of {server.name} is back within {limit:g} s."
             self._close(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, evidence)
@@ -266,16 +282,16 @@ class SlotEvaluator:
         if reading is None:
             return  # a down primary is not a link fault
         bad, cut_by_control_plane, peer = reading
-        streak = self._bump(link_key(self.cluster.pk), _streak(bad)[0])
-        server = self.cluster.primary
-        incidents = self._incidents(server.pk)
+        streak = self._bump(link_key(self.view.id), _streak(bad)[0])
+        server = self.view.primary
+        incidents = self._incidents(server.id)
         evidence = {
             "control_plane_heartbeat_url": "failed" if cut_by_control_plane else "answered",
             "secondary_sees_primary": peer.get("ok"),
             "secondary_last_answer_age_s": peer.get("last_answer_age_s"),
             "readings": streak,
         }
-        name = self.cluster.name
+        name = self.view.name
         if bad and streak >= self.view.threshold:
             message = (
                 f"The heartbeat link of cluster {name} is down on one side; the primary still answers: no failover."
@@ -286,21 +302,20 @@ class SlotEvaluator:
             self._close(incidents, EventType.HEARTBEAT_LINK_DOWN, message, server, evidence)
 
     def _cluster_state(self) -> None:
-        cluster = self.cluster
-        if cluster.state not in (ClusterState.HEALTHY, ClusterState.DEGRADED):
+        view = self.view
+        if view.state not in (ClusterState.HEALTHY, ClusterState.DEGRADED):
             return
-        both_up = cluster.primary.state == ServerState.UP and cluster.secondary.state == ServerState.UP
-        link_open = self._incidents(cluster.primary.pk).is_open(EventType.HEARTBEAT_LINK_DOWN)
-        healthy = both_up and not link_open and cluster.replication_current()
+        both_up = all(state == ServerState.UP for state in self.server_states.values())
+        link_open = self._incidents(view.primary.id).is_open(EventType.HEARTBEAT_LINK_DOWN)
+        healthy = both_up and not link_open and view.replication_current
         wanted = ClusterState.HEALTHY if healthy else ClusterState.DEGRADED
-        if wanted != cluster.state:
-            Cluster.objects.filter(pk=cluster.pk, state__in=[ClusterState.HEALTHY, ClusterState.DEGRADED]).update(
+        if wanted != view.state:
+            Cluster.objects.filter(pk=view.id, state__in=[ClusterState.HEALTHY, ClusterState.DEGRADED]).update(
                 state=wanted
             )
-            cluster.state = wanted
 
 
-def request_failover(cluster: Cluster, cause: str, server: Server, evidence: dict) -> bool:
+def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
     """Write the failover request on the cluster row and queue the failover task (§4a rule 5).
 
     Only for the primary seen at the epoch seen; re-queued on every later miss while it stands.
@@ -308,19 +323,19 @@ def request_failover(cluster: Cluster, cause: str, server: Server, evidence: dic
     """
     from .tasks import run_failover
 
-    if cluster.maintenance or not cluster.active or cluster.state == ClusterState.SYNCING:
+    if view.maintenance or not view.active or view.state == ClusterState.SYNCING:
         return False
     request = {
         "cause": cause,
-        "server_id": server.pk,
-        "seen_epoch": cluster.epoch,
+        "server_id": view.primary.id,
+        "seen_epoch": view.epoch,
         "requested_at": time.time(),
         "evidence": evidence,
     }
     written = Cluster.objects.filter(
-        Q(failover_request__isnull=True), pk=cluster.pk, epoch=cluster.epoch, primary_id=server.pk, maintenance=False
+        Q(failover_request__isnull=True), pk=view.id, epoch=view.epoch, primary_id=view.primary.id, maintenance=False
     ).update(failover_request=request)
-    if written or cluster.failover_request is not None:
-        run_failover.apply_async((cluster.pk,), expires=30)
+    if written or view.has_request:
+        run_failover.apply_async((view.id,), expires=30)
         return True
     return False

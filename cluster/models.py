@@ -33,6 +33,17 @@ def validate_hardware(value):
         raise ValidationError(errors)
 
 
+def effective_lease_s(lease_s: float | None, heartbeat_interval: float) -> float:
+    return lease_s if lease_s is not None else 2 * heartbeat_interval
+
+
+def replication_current(last_replication_at, needs_resync: bool, replication_interval: int, now=None) -> bool:
+    if last_replication_at is None or needs_resync:
+        return False
+    now = now or timezone.now()
+    return (now - last_replication_at).total_seconds() <= 2 * replication_interval
+
+
 class Deployment(models.Model):
     """A Digital Signs deployment (one DMM cluster) or a Show and Share one (a DMM and an SNS cluster)."""
 
@@ -180,13 +191,10 @@ class Cluster(models.Model):
 
     @property
     def effective_lease_s(self) -> float:
-        return self.lease_s if self.lease_s is not None else 2 * self.heartbeat_interval
+        return effective_lease_s(self.lease_s, self.heartbeat_interval)
 
     def replication_current(self, now=None) -> bool:
-        if self.last_replication_at is None or self.needs_resync:
-            return False
-        now = now or timezone.now()
-        return (now - self.last_replication_at).total_seconds() <= 2 * self.replication_interval
+        return replication_current(self.last_replication_at, self.needs_resync, self.replication_interval, now)
 
     def clean(self):
         from .rules import cluster_rule_errors, cluster_settings_errors, removal_errors
