@@ -2,7 +2,7 @@
 
 It changes no behaviour: it wraps `cluster.metrics.record_probes` to keep every probe latency (a
 Redis list, for exact percentiles; the product's histogram has coarse buckets) and
-`cluster.tasks.evaluate_batch` to count the grants the primaries refused (e.g. sent_at older than
+`cluster.tasks.evaluate_counted` to count the grants the primaries refused (e.g. sent_at older than
 max_grant_delay when they arrive), and times each task with Celery's signals.
 """
 
@@ -22,7 +22,7 @@ LATENCIES = "bench:hb:lat"
 STATS = "bench:hb"
 
 _record_probes = metrics.record_probes
-_evaluate_batch = tasks.evaluate_batch
+_evaluate_counted = tasks.evaluate_counted
 _started: dict[str, tuple[float, float]] = {}
 # BENCH_PROFILE=FILE: the worker's tasks of the measured seconds (while bench/heartbeat.py holds
 # PROFILING in Redis) run under cProfile, the stats written to FILE at shutdown.
@@ -37,11 +37,11 @@ def record_probes(results, latencies):
         redis_client().rpush(LATENCIES, *(f"{x:.6f}" for x in latencies))
 
 
-def evaluate_batch(state, probes, *args, **kwargs):
-    _evaluate_batch(state, probes, *args, **kwargs)
+def evaluate_counted(state, counted, *args, **kwargs):
+    _evaluate_counted(state, counted, *args, **kwargs)
     sent = refused = 0
     reasons: dict[str, int] = {}
-    for probe in probes:
+    for probe in counted.probes:
         answer = probe.primary.answer
         if probe.grant.get("lease_s", 0) > 0 and answer is not None:
             sent += 1
@@ -90,4 +90,4 @@ def _write_profile(**_):
 
 
 metrics.record_probes = record_probes
-tasks.evaluate_batch = evaluate_batch
+tasks.evaluate_counted = evaluate_counted

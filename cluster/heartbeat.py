@@ -11,6 +11,7 @@ transition a database write with its event in one transaction.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import Q
@@ -59,10 +60,19 @@ def _streak(bad: bool) -> tuple[str, str]:
     return ("bad", "good") if bad else ("good", "bad")
 
 
-def evaluate_batch(state: HeartbeatState, probes: list[SlotProbe], on_error, skewed: set[int]) -> None:
-    """Every probe of a batch evaluated, its steady-state Redis reads and writes in one round trip
-    for the whole batch (HeartbeatState.evaluate_slots); transitions still read and write Redis and
-    the database one by one."""
+@dataclass
+class CountedSlots:
+    """Probes of a batch with their Redis entries, the readings the evaluation needs (clocks by
+    server, the link) and what `HeartbeatState.evaluate_slots` read and wrote for them."""
+
+    probes: list[SlotProbe]
+    entries: list[SlotEntry]
+    readings: list[tuple[dict, tuple | None]]
+    slot_states: list[SlotState]
+
+
+def slot_entries(probes: list[SlotProbe]) -> tuple[list[SlotEntry], list[tuple[dict, tuple | None]]]:
+    """What each probe's answers count in Redis, and the readings made of them, once per slot."""
     entries, readings = [], []
     for probe in probes:
         bumps, skews = [], {}
@@ -82,8 +92,14 @@ def evaluate_batch(state: HeartbeatState, probes: list[SlotProbe], on_error, ske
                 probe.secondary.answered, probe.slot, probe.slot_time, bumps,
             )
         )  # fmt: skip
-    slot_states = state.evaluate_slots(entries)
-    for probe, entry, (skews, link), slot_state in zip(probes, entries, readings, slot_states, strict=True):
+    return entries, readings
+
+
+def evaluate_counted(state: HeartbeatState, counted: CountedSlots, on_error, skewed: set[int]) -> None:
+    """Every counted probe evaluated: the steady state is done with the counts already read; a
+    transition reads and writes Redis and the database on its own."""
+    rows = zip(counted.probes, counted.entries, counted.readings, counted.slot_states, strict=True)
+    for probe, entry, (skews, link), slot_state in rows:
         if not slot_state.primary.counted:
             continue  # a stale probe: this slot, or a later one, was counted already
         try:
@@ -93,7 +109,7 @@ def evaluate_batch(state: HeartbeatState, probes: list[SlotProbe], on_error, ske
 
 
 class SlotEvaluator:
-    """One cluster's slot, with what `evaluate_batch` read of its answers (clock readings by server,
+    """One cluster's slot, with what `slot_entries` read of its answers (clock readings by server,
     the link reading) and read and wrote for it in Redis.
 
     It decides on the rows as the batch read them (`probe.cluster`); a transition writes them by id,

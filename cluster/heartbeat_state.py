@@ -166,6 +166,33 @@ class SlotState:
     open_secondary: dict[str, str]
 
 
+def _slots_payload(entries: list[SlotEntry]) -> str:
+    return json.dumps(
+        [
+            [
+                server_key(e.primary_id), int(e.primary_answered), server_key(e.secondary_id),
+                int(e.secondary_answered), e.slot, repr(e.slot_time), e.bumps,
+                open_key(e.primary_id), open_key(e.secondary_id),
+            ]
+            for e in entries
+        ],
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
+def _slot_states(answer) -> list[SlotState]:
+    return [
+        SlotState(
+            _slot_count(primary),
+            _slot_count(secondary),
+            list(streaks) if streaks else [],  # cjson writes an empty table as {}
+            _pairs(open_primary),
+            _pairs(open_secondary),
+        )
+        for primary, secondary, streaks, open_primary, open_secondary in json.loads(answer)
+    ]
+
+
 def _slot_count(values) -> SlotCount:
     counted, misses, first_miss, answers = values
     return SlotCount(bool(counted), int(misses), float(first_miss) if first_miss else None, int(answers))
@@ -192,13 +219,9 @@ class HeartbeatState:
     async def arecord_grants(self, grants: list[tuple[int, int, float]]) -> list[tuple[bool, str]]:
         """`record_grant` for many (cluster id, epoch, sent_at) at once, from the probes' event loop
         and without blocking the other probes' I/O."""
-        client = async_redis_client()
         keys = [key for cluster_id, _, _ in grants for key in (fence_key(cluster_id), grant_key(cluster_id))]
         args = [arg for _, epoch, now in grants for arg in (epoch, repr(now))]
-        try:
-            flat = await client.evalsha(self._record.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:  # first use, or a restarted Redis forgot it: EVAL caches it
-            flat = await client.eval(_RECORD_GRANTS, len(keys), *keys, *args)
+        flat = await self._aeval(_RECORD_GRANTS, self._record.sha, keys, args)
         return [(bool(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def record_grant(self, cluster_id: int, epoch: int, now: float) -> tuple[bool, str]:
@@ -244,25 +267,20 @@ class HeartbeatState:
         """The steady-state reads and writes of a batch of slots, in one round trip."""
         if not entries:
             return []
-        payload = [
-            [
-                server_key(e.primary_id), int(e.primary_answered), server_key(e.secondary_id),
-                int(e.secondary_answered), e.slot, repr(e.slot_time), e.bumps,
-                open_key(e.primary_id), open_key(e.secondary_id),
-            ]
-            for e in entries
-        ]  # fmt: skip
-        answer = self._evaluate(args=[json.dumps(payload, separators=(",", ":"))])
-        return [
-            SlotState(
-                _slot_count(primary),
-                _slot_count(secondary),
-                list(streaks) if streaks else [],  # cjson writes an empty table as {}
-                _pairs(open_primary),
-                _pairs(open_secondary),
-            )
-            for primary, secondary, streaks, open_primary, open_secondary in json.loads(answer)
-        ]
+        return _slot_states(self._evaluate(args=[_slots_payload(entries)]))
+
+    async def aevaluate_slots(self, entries: list[SlotEntry]) -> list[SlotState]:
+        """`evaluate_slots` from the probes' event loop, while the other probes' answers come in."""
+        if not entries:
+            return []
+        return _slot_states(await self._aeval(_EVALUATE_SLOTS, self._evaluate.sha, [], [_slots_payload(entries)]))
+
+    async def _aeval(self, script: str, sha: str, keys: list, args: list):
+        client = async_redis_client()
+        try:
+            return await client.evalsha(sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:  # first use, or a restarted Redis forgot it: EVAL caches it
+            return await client.eval(script, len(keys), *keys, *args)
 
     def last_answers(self, server_ids: list[int]) -> dict[int, float]:
         pipe = self.redis.pipeline()

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from .agent_client import USER_AGENT, AgentAnswer, InsecureAgentURL, check_url, ssl_context
 
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode  # made once, not at every call
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024  # a heartbeat answer is under 2 KiB
 # Connections kept open between calls: per agent address (many virtual appliances of a simulator
@@ -63,7 +64,7 @@ def _target(method: str, base_url: str, path: str) -> Target:
 def _request(target: Target, token: str, body: Any) -> bytes:
     if "\r" in token or "\n" in token:
         raise InsecureAgentURL("the agent token holds a line break")
-    payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    payload = b"" if body is None else _encode_json(body).encode()
     typed = b"Content-Type: application/json\r\n" if body is not None else b""
     return b"".join(
         (
