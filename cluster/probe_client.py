@@ -14,6 +14,7 @@ import asyncio
 import errno
 import functools
 import json
+import resource
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +25,20 @@ from .agent_client import USER_AGENT, AgentAnswer, InsecureAgentURL, check_url, 
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode  # made once, not at every call
 MAX_HEAD = 64 * 1024
 MAX_BODY = 1024 * 1024  # a heartbeat answer is under 2 KiB
+
+
+def _idle_in_all() -> int:
+    """Idle connections kept in all: the process's open-file limit less room for everything else
+    (768 under the common default of 1,024; the operator guide's heartbeat unit raises the limit so
+    that each appliance keeps its connection)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 65536 if soft == resource.RLIM_INFINITY else max(64, soft - 256)
+
+
 # Connections kept open between calls: per agent address (many virtual appliances of a simulator
-# share one), and in all, well under a default limit of 1,024 open files per process.
+# share one), and in all.
 IDLE_PER_ADDRESS = 256
-IDLE_IN_ALL = 768
+IDLE_IN_ALL = _idle_in_all()
 
 
 class BadAnswer(Exception):
