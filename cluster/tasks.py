@@ -4,6 +4,7 @@ dispatcher and probes, `failover` for failovers, `default` for the rest."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import math
 import time
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 
 import uvloop
 from celery import shared_task
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
 from django.db import connection
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -154,6 +155,14 @@ def probe_batch(interval: float, slot: int, cluster_ids: list[int]) -> str:
 # to the agents are reused (keep-alive) instead of opened anew for every probe of every slot.
 _LOOP: asyncio.AbstractEventLoop | None = None
 _CLIENT: ProbeClient | None = None
+
+
+@worker_process_init.connect
+def _freeze_startup_objects(**kwargs) -> None:
+    """What a worker process made at start (Django, Celery, every module) lives as long as it does:
+    frozen, it is left out of the collector's full passes, which had taken a tenth of a heartbeat
+    worker's time going over it again and again."""
+    gc.freeze()
 
 
 @worker_process_shutdown.connect
