@@ -2,8 +2,8 @@
 
 import pytest
 
-from cluster.heartbeat_state import HeartbeatState, SlotEntry
-from dms_admin.redis import redis_client
+from cluster.heartbeat_state import SlotEntry
+from tests.support.heartbeat_state import state_without
 
 CLUSTER, SERVER, PEER = 990_001, 990_002, 990_003
 
@@ -15,11 +15,7 @@ def count(state, slot: int, slot_time: float, answered: bool):
 
 @pytest.fixture
 def state():
-    client = redis_client()
-    keys = client.keys("dms:*:99000*")
-    if keys:
-        client.delete(*keys)
-    return HeartbeatState(client)
+    return state_without("dms:*:99000*")
 
 
 def test_nothing_is_granted_before_the_fence_is_loaded(state):

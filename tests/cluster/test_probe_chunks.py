@@ -8,10 +8,9 @@ import asyncio
 import pytest
 
 from cluster.agent_client import AgentAnswer
-from cluster.heartbeat_state import HeartbeatState
 from cluster.probe import ClusterView, ServerProbe, ServerView, SlotProbe
 from cluster.tasks import CountedChunks
-from dms_admin.redis import redis_client
+from tests.support.heartbeat_state import state_without
 
 FIRST_ID = 991_000  # clusters 991000…, servers 992000… (apart from the other tests' keys)
 
@@ -30,11 +29,7 @@ def _probe(n: int, slot: int) -> SlotProbe:
 
 @pytest.fixture
 def state():
-    client = redis_client()
-    keys = client.keys("dms:*:99[12]*")
-    if keys:
-        client.delete(*keys)
-    return HeartbeatState(client)
+    return state_without("dms:*:99[12]*")
 
 
 def _drain(loop, chunks, probing):
