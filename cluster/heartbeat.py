@@ -63,7 +63,7 @@ def _streak(bad: bool) -> tuple[str, str]:
 @dataclass
 class CountedSlots:
     """Probes of a batch with their Redis entries, the readings the evaluation needs (clocks by
-    server, the link) and what `HeartbeatState.evaluate_slots` read and wrote for them."""
+    server, the link) and what `HeartbeatState.aevaluate_slots` read and wrote for them."""
 
     probes: list[SlotProbe]
     entries: list[SlotEntry]

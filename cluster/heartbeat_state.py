@@ -156,7 +156,7 @@ class SlotEntry:
 
 @dataclass
 class SlotState:
-    """What `evaluate_slots` read and wrote for one cluster; `streaks` follow the entry's bumps and
+    """What `aevaluate_slots` read and wrote for one cluster; `streaks` follow the entry's bumps and
     are empty when the primary's count was stale (nothing was bumped)."""
 
     primary: SlotCount
@@ -221,7 +221,7 @@ class HeartbeatState:
         and without blocking the other probes' I/O."""
         keys = [key for cluster_id, _, _ in grants for key in (fence_key(cluster_id), grant_key(cluster_id))]
         args = [arg for _, epoch, now in grants for arg in (epoch, repr(now))]
-        flat = await self._aeval(_RECORD_GRANTS, self._record.sha, keys, args)
+        flat = await self._aeval(self._record, keys, args)
         return [(bool(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def record_grant(self, cluster_id: int, epoch: int, now: float) -> tuple[bool, str]:
@@ -263,24 +263,21 @@ class HeartbeatState:
         return max(float(sent_at or 0), float(loaded_at or 0))
 
     # -- slots ---------------------------------------------------------------------------------
-    def evaluate_slots(self, entries: list[SlotEntry]) -> list[SlotState]:
-        """The steady-state reads and writes of a batch of slots, in one round trip."""
-        if not entries:
-            return []
-        return _slot_states(self._evaluate(args=[_slots_payload(entries)]))
-
     async def aevaluate_slots(self, entries: list[SlotEntry]) -> list[SlotState]:
-        """`evaluate_slots` from the probes' event loop, while the other probes' answers come in."""
+        """The steady-state reads and writes of a batch of slots, in one round trip, from the probes'
+        event loop while the other probes' answers come in."""
         if not entries:
             return []
-        return _slot_states(await self._aeval(_EVALUATE_SLOTS, self._evaluate.sha, [], [_slots_payload(entries)]))
+        return _slot_states(await self._aeval(self._evaluate, [], [_slots_payload(entries)]))
 
-    async def _aeval(self, script: str, sha: str, keys: list, args: list):
+    @staticmethod
+    async def _aeval(script, keys: list, args: list):
+        """A registered script run on the event loop's client."""
         client = async_redis_client()
         try:
-            return await client.evalsha(sha, len(keys), *keys, *args)
+            return await client.evalsha(script.sha, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:  # first use, or a restarted Redis forgot it: EVAL caches it
-            return await client.eval(script, len(keys), *keys, *args)
+            return await client.eval(script.script, len(keys), *keys, *args)
 
     def last_answers(self, server_ids: list[int]) -> dict[int, float]:
         pipe = self.redis.pipeline()

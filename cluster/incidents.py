@@ -27,7 +27,7 @@ class Incidents:
         self.redis = state.redis
         self.server_id = server_id
         self.key = open_key(server_id)
-        # The key's fields read with the batch (HeartbeatState.evaluate_slots); used by is_open
+        # The key's fields read with the batch (HeartbeatState.aevaluate_slots); used by is_open
         # only when it holds LOADED.
         self.snapshot = snapshot if snapshot and LOADED in snapshot else None
 

@@ -1,5 +1,7 @@
 """Grants, fences and slots in Redis (DESIGN §4a rules 2, 3 and 9, §4.3), on the real test Redis."""
 
+import asyncio
+
 import pytest
 
 from cluster.heartbeat_state import SlotEntry
@@ -8,9 +10,13 @@ from tests.support.heartbeat_state import state_without
 CLUSTER, SERVER, PEER = 990_001, 990_002, 990_003
 
 
+LOOP = asyncio.new_event_loop()  # one loop for the module: its Redis client stays on it
+
+
 def count(state, slot: int, slot_time: float, answered: bool):
     """SERVER's count for one slot, through the batch evaluation the heartbeat worker uses."""
-    return state.evaluate_slots([SlotEntry(SERVER, answered, PEER, True, slot, slot_time, [])])[0].primary
+    entry = SlotEntry(SERVER, answered, PEER, True, slot, slot_time, [])
+    return LOOP.run_until_complete(state.aevaluate_slots([entry]))[0].primary
 
 
 @pytest.fixture
