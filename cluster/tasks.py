@@ -4,7 +4,6 @@ dispatcher and probes, `failover` for failovers, `default` for the rest."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import math
 import time
@@ -14,7 +13,7 @@ from datetime import UTC, datetime
 
 import uvloop
 from celery import shared_task
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_shutdown
 from django.db import connection
 from django.db.models import Count, F, Q
 from django.utils import timezone
@@ -136,7 +135,7 @@ def probe_batch(interval: float, slot: int, cluster_ids: list[int]) -> str:
         while counted := loop.run_until_complete(chunks.next(probing)):
             writes.execute()
             for chunk in counted:
-                _count(chunk.probes, results, latencies)
+                _tally(chunk.probes, results, latencies)
                 evaluate_counted(
                     state,
                     chunk,
@@ -155,14 +154,6 @@ def probe_batch(interval: float, slot: int, cluster_ids: list[int]) -> str:
 # to the agents are reused (keep-alive) instead of opened anew for every probe of every slot.
 _LOOP: asyncio.AbstractEventLoop | None = None
 _CLIENT: ProbeClient | None = None
-
-
-@worker_process_init.connect
-def _freeze_startup_objects(**kwargs) -> None:
-    """What a worker process made at start (Django, Celery, every module) lives as long as it does:
-    frozen, it is left out of the collector's full passes, which had taken a tenth of a heartbeat
-    worker's time going over it again and again."""
-    gc.freeze()
 
 
 @worker_process_shutdown.connect
@@ -252,7 +243,8 @@ async def _probe_all(state, views, slot, slot_time, skewed, writes, chunks: Coun
     await asyncio.gather(*(prober() for _ in range(min(IN_FLIGHT, len(views)))))
 
 
-def _count(probes: list[SlotProbe], results: Counter, latencies: list[float]) -> None:
+def _tally(probes: list[SlotProbe], results: Counter, latencies: list[float]) -> None:
+    """Each server's probe result and latency, for /metrics."""
     for probe in probes:
         for server_probe in (probe.primary, probe.secondary):
             if server_probe.via_heartbeat.answered:

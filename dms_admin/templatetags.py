@@ -17,7 +17,6 @@ from dms_admin.permissions import RANK, has_role, role_rank
 register = template.Library()
 
 
-
 @register.filter
 def role_of(user) -> str:
     rank = role_rank(user)
