@@ -126,12 +126,56 @@ def probe_timeout(interval: float) -> float:
     return max(0.1, min(interval * 0.45, 1.5))
 
 
-async def _probe_server(client: ProbeClient, server: ServerView, body: dict, timeout: float) -> ServerProbe:
-    first = await client.call("POST", server.heartbeat_url, "/v1/heartbeat", server.token, body, timeout)
+async def _probe_server(client: ProbeClient, server: ServerView, body_for, timeout: float) -> ServerProbe:
+    """The heartbeat URL, then at once the intranet URL; `body_for()` makes each attempt's body as
+    it leaves (for the primary, a grant stamped and recorded then: DESIGN amendment "every attempt
+    is a new grant", docs/protocol.md)."""
+    first = await client.call("POST", server.heartbeat_url, "/v1/heartbeat", server.token, await body_for(), timeout)
     if first.answered:
         return ServerProbe(first)
-    second = await client.call("POST", server.intranet_url, "/v1/heartbeat", server.token, body, timeout)
+    second = await client.call("POST", server.intranet_url, "/v1/heartbeat", server.token, await body_for(), timeout)
     return ServerProbe(first, second)
+
+
+class SlotGrants:
+    """The grants of one primary's slot. Each attempt (heartbeat URL, then intranet URL) is a grant
+    of its own, stamped and recorded right before it leaves: a retry that re-sent the first
+    attempt's grant would arrive older than the first attempt's timeout (0.9 s at the default
+    interval), over `max_grant_delay` (0.25 s), and be refused — the primary would stop serving
+    on a cut heartbeat link."""
+
+    def __init__(self, recorder: GrantRecorder, cluster: ClusterView, may: bool, reason: str):
+        self.recorder = recorder
+        self.cluster = cluster
+        self.may = may
+        self.reason = reason  # why no grant (the first attempt's), "" when granted
+        self.attempts: list[tuple[float, str | None]] = []  # (sent_at, previous record or None)
+        self.last: dict = {}
+
+    async def body(self) -> dict:
+        sent_at = time.time()
+        lease, previous = 0.0, None
+        if self.may:
+            recorded, detail = await self.recorder.record(self.cluster.id, self.cluster.epoch, sent_at)
+            if recorded:
+                lease, previous = self.cluster.lease_s, detail
+            elif not self.attempts:
+                self.reason = detail
+        self.attempts.append((sent_at, previous))
+        self.last = {"epoch": self.cluster.epoch, "lease_s": lease, "sent_at": sent_at}
+        return self.last
+
+    @property
+    def granted(self) -> bool:
+        return any(previous is not None for _, previous in self.attempts)
+
+    def undo_refused(self, probe: ServerProbe, state: HeartbeatState, writes) -> None:
+        """A refused connection proves its grant never left: its record is put back, the latest
+        first (each undo restores the record the attempt found)."""
+        calls = (probe.via_heartbeat, probe.via_intranet)
+        for (sent_at, previous), call in reversed(list(zip(self.attempts, calls, strict=False))):
+            if previous is not None and call is not None and call.refused:
+                state.undo_grant(self.cluster.id, sent_at, previous, client=writes)
 
 
 class GrantRecorder:
@@ -178,30 +222,30 @@ async def probe_slot(
     skewed: set[int],
     writes,
 ) -> SlotProbe:
-    """Probe one cluster's two appliances for one slot. The grant is recorded and stamped right
-    before it leaves, so its age on arrival is the network's, not the batch's.
-    `writes`: a Redis pipeline for the writes after the answer (the caller executes it)."""
+    """Probe one cluster's two appliances for one slot. Each grant is recorded and stamped right
+    before it leaves, so its age on arrival is the network's, not the batch's nor a first
+    attempt's timeout. `writes`: a Redis pipeline for the writes after the answer (the caller
+    executes it)."""
     timeout = probe_timeout(cluster.interval)
-    sent_at = time.time()
-    lease, reason = 0.0, "fenced in the database"
-    if may_grant(cluster, skewed):
-        recorded, detail = await grants.record(cluster.id, cluster.epoch, sent_at)
-        lease, reason = (cluster.lease_s, "") if recorded else (0.0, detail)
-        previous = detail
-    elif cluster.primary.id in skewed:
-        reason = "the primary's clock is skewed"
-    grant = {"epoch": cluster.epoch, "lease_s": lease, "sent_at": sent_at}
-    probe_body = {"epoch": cluster.epoch, "lease_s": 0, "sent_at": sent_at}
-    primary_call = asyncio.ensure_future(_probe_server(client, cluster.primary, grant, timeout))
-    secondary = await _probe_server(client, cluster.secondary, probe_body, timeout)  # meanwhile
+    may = may_grant(cluster, skewed)
+    reason = (
+        "" if may else "the primary's clock is skewed" if cluster.primary.id in skewed else "fenced in the database"
+    )
+    slot_grants = SlotGrants(grants, cluster, may, reason)
+
+    async def probe_only() -> dict:
+        return {"epoch": cluster.epoch, "lease_s": 0, "sent_at": time.time()}
+
+    primary_call = asyncio.ensure_future(_probe_server(client, cluster.primary, slot_grants.body, timeout))
+    secondary = await _probe_server(client, cluster.secondary, probe_only, timeout)  # meanwhile
     primary = await primary_call
     state = grants.state
-    if lease > 0 and not primary.answered:
-        refused = primary.via_heartbeat.refused and (primary.via_intranet is None or primary.via_intranet.refused)
-        if refused:
-            state.undo_grant(cluster.id, sent_at, previous, client=writes)
+    if slot_grants.granted and not primary.answered:
+        slot_grants.undo_refused(primary, state, writes)
         # A granter stops at its first slot without an answer and resumes when the primary answers.
         state.set_granting(cluster.id, False, client=writes)
-    elif reason.startswith("stopped") and primary.answered:
+    elif slot_grants.reason.startswith("stopped") and primary.answered:
         state.set_granting(cluster.id, True, client=writes)
-    return SlotProbe(cluster, slot, slot_time, primary, secondary, {**grant, "refused_reason": reason})
+    return SlotProbe(
+        cluster, slot, slot_time, primary, secondary, {**slot_grants.last, "refused_reason": slot_grants.reason}
+    )
