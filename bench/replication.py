@@ -218,12 +218,15 @@ def control_plane_incremental(primary: AgentProcess, secondary: AgentProcess, da
     from bench._common import prepare
 
     prepare(flush_redis=False)
-    from cluster import lifecycle
+    from django.db.models.signals import post_save
+
+    from cluster import signals
     from cluster.models import Cluster, ReplicationJob, Server
     from cluster.replication import Replication, start_job
     from tests.support.controlplane import server_row
 
-    lifecycle.cluster_created = lambda cluster: None  # no Celery: the agents are configured already
+    # No Celery: the agents are configured already.
+    post_save.disconnect(signals.configure_a_new_cluster, sender=Cluster)
     name = f"bench-replication-{os.getpid()}"
     servers = [
         server_row(agent, part, name=f"{name}-{agent.name}")

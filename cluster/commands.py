@@ -9,9 +9,12 @@ candidacy; the caller reconciles on those.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import connection
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 
 from .agent_client import AgentAnswer, call_once
 from .models import Cluster, Server
@@ -26,13 +29,18 @@ def allocate_seq(cluster_id: int) -> int:
         return int(cursor.fetchone()[0])
 
 
-def adopt_seq(cluster_id: int, seq: int) -> None:
-    """An agent holds a newer seq than the database (a restored database, a reused appliance)."""
-    table = Cluster._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET command_seq = %s WHERE id = %s AND command_seq < %s", [seq, cluster_id, seq]
-        )
+def adopt(cluster_id: int, epoch: object, seq: object) -> None:
+    """An agent holds a newer epoch or seq than the database (a restored database, a reused
+    appliance, an interrupted failover that demoted the old primary at the pending epoch): the
+    database adopts them, so no later command or promotion reuses them (docs/protocol.md,
+    "Converge on what the agents hold")."""
+    changes = {}
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        changes["command_seq"] = Greatest(F("command_seq"), Value(seq))
+    if isinstance(epoch, int) and not isinstance(epoch, bool):
+        changes["epoch_floor"] = Greatest(F("epoch_floor"), Value(epoch))
+    if changes:
+        Cluster.objects.filter(pk=cluster_id).update(**changes)
 
 
 @dataclass
@@ -42,6 +50,9 @@ class RoleCommand:
     peer: Server | None = None
     candidacy: dict | None = None
     grant: dict | None = None
+    # Makes the grant of each attempt as it leaves (stamped and recorded then): a retry must not
+    # carry the first attempt's `sent_at`, which may be older than max_grant_delay by then.
+    fresh_grant: Callable[[], dict] | None = None
 
     def body(self, cluster: Cluster, seq: int) -> dict:
         body = {
@@ -73,24 +84,34 @@ class RoleCommand:
 
 
 def send_role(
-    cluster: Cluster, server: Server, command: RoleCommand, *, attempts: int = 3, timeout: float = 2.0
+    cluster: Cluster,
+    server: Server,
+    command: RoleCommand,
+    *,
+    attempts: int = 3,
+    timeout: float = 2.0,
+    before_attempt: Callable[[], None] | None = None,
 ) -> AgentAnswer:
     """Send a role command, retrying the identical command on no answer, reconciling a 409.
 
-    Returns the last answer; `answer.ok` is True when the agent holds the commanded role.
+    `before_attempt` runs before each attempt (a failover renews its claim there, so that a claim
+    outlives the whole call however many attempts it takes). Returns the last answer; `answer.ok`
+    is True when the agent holds the commanded role.
     """
     seq = allocate_seq(cluster.pk)
     answer = AgentAnswer(0, error="not sent")
     for attempt in range(attempts):
+        if before_attempt is not None:
+            before_attempt()
+        if command.fresh_grant is not None:
+            command.grant = command.fresh_grant()
         answer = _post_role(server, command.body(cluster, seq), timeout)
         if answer.ok:
             return answer
         if answer.status == 409:
             if command.held_by(answer):
                 return AgentAnswer(200, answer.body, "", False, answer.sent_wall, answer.received_wall)
-            held_seq = answer.body.get("seq")
-            if isinstance(held_seq, int):
-                adopt_seq(cluster.pk, held_seq)
+            adopt(cluster.pk, answer.body.get("epoch"), answer.body.get("seq"))
             seq = allocate_seq(cluster.pk)  # a new command now: a fresh seq
             continue
         if answer.answered:

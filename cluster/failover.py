@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from alerts.choices import EventType
@@ -50,7 +51,22 @@ class Abandoned(Failed):
 
 
 def claim_seconds() -> float:
-    return float(getattr(settings, "FAILOVER_CLAIM_S", 3.0))
+    """How long a claim lasts unless renewed. Every step renews it, and a role command renews it
+    before each attempt, so the longest stretch without a renewal is one attempt (2 s) and its
+    backoff (≤ 1 s): the claim must outlast that, or a live worker is overtaken mid-step."""
+    return float(getattr(settings, "FAILOVER_CLAIM_S", 5.0))
+
+
+STEPS = [step for step, _ in FailoverStep.choices if step]  # in pipeline order
+
+
+def later_step(a: str, b: str) -> str:
+    """The later of two steps: a recorded step never moves backwards (a takeover resumes it)."""
+    return max(a or FailoverStep.CLAIMED, b or FailoverStep.CLAIMED, key=STEPS.index)
+
+
+# Causes that a failure of the primary raises by itself; a switchover is an operator's request.
+AUTOMATIC = ("missed_heartbeats", "critical_service", "clock_skew", "agents_disagree", "not_serving")
 
 
 class Failover:
@@ -60,6 +76,7 @@ class Failover:
         self.state = state or HeartbeatState()
         self.started = time.monotonic()
         self.evidence: dict = {}
+        self.reached = FailoverStep.CLAIMED  # the latest step recorded on the row
 
     # -- ownership --------------------------------------------------------------------------------
     def claim(self) -> Cluster | None:
@@ -73,20 +90,20 @@ class Failover:
             .filter(fresh | expired)
             .update(
                 state=ClusterState.FAILING_OVER,
-                pending_epoch=F("epoch") + 1,
-                grant_fence_epoch=F("epoch") + 1,
+                # Above the database's epoch and any epoch an agent was seen to hold: never reused.
+                pending_epoch=Greatest(F("epoch"), F("epoch_floor")) + 1,
+                grant_fence_epoch=Greatest(F("epoch"), F("epoch_floor")) + 1,
                 claim_token=self.token,
                 candidacy_id=uuid.uuid4(),
-                step=Case(
-                    When(step=FailoverStep.PROMOTE, then=Value(FailoverStep.PROMOTE)),
-                    default=Value(FailoverStep.CLAIMED),
-                ),
+                # A takeover resumes the step its predecessor recorded, never an earlier one.
+                step=Case(When(step="", then=Value(FailoverStep.CLAIMED)), default=F("step")),
                 claimed_until=now + timedelta(seconds=claim_seconds()),
             )
         )
         if not claimed:
             return None
         cluster = self.load()
+        self.reached = cluster.step
         # Grants stop now: the fence is raised in Redis too, where every grant is recorded (§4a.3).
         self.state.set_fence(cluster.pk, cluster.grant_fence_epoch, time.time())
         log.info("failover of %s claimed by %s (step %s)", cluster.name, self.token, cluster.step)
@@ -100,7 +117,7 @@ class Failover:
 
     def checkpoint(self, step: str) -> None:
         """Stop here while the test pause key names this step; then renew the claim, or stop."""
-        while Cluster.objects.filter(pk=self.cluster_id, fault_pause=step).exists():
+        while settings.FAILOVER_TEST_PAUSES and Cluster.objects.filter(pk=self.cluster_id, fault_pause=step).exists():
             # Tests read who stopped where, to kill or stall exactly that worker process.
             self.state.redis.set(f"{PREFIX}paused:{self.cluster_id}", f"{step}:{self.token}:{os.getpid()}", ex=60)
             time.sleep(0.05)
@@ -108,9 +125,17 @@ class Failover:
         self.state.redis.set(f"{PREFIX}owner:{self.cluster_id}", f"{step}:{self.token}:{os.getpid()}", ex=60)
 
     def renew(self, step: str) -> None:
-        """Extend the claim and record the step, or raise Lost when the claim is not ours any more."""
-        if not self.mine().update(step=step, claimed_until=timezone.now() + timedelta(seconds=claim_seconds())):
+        """Extend the claim and record the step (never an earlier one than recorded), or raise Lost
+        when the claim is not ours any more."""
+        self.reached = later_step(self.reached, step)
+        if not self.mine().update(step=self.reached, claimed_until=timezone.now() + timedelta(seconds=claim_seconds())):
             raise Lost(step)
+
+    @property
+    def committed_to_promote(self) -> bool:
+        """Past the point of no return: the promotion may have reached the secondary, so the
+        failover is completed, never abandoned."""
+        return STEPS.index(self.reached) >= STEPS.index(FailoverStep.PROMOTE)
 
     # -- the pipeline -----------------------------------------------------------------------------
     def run(self) -> str:
@@ -122,15 +147,18 @@ class Failover:
         try:
             if request.get("seen_epoch") != cluster.epoch or request.get("server_id") != cluster.primary_id:
                 raise Abandoned("the request names an epoch or primary that is no longer current")
-            if cluster.step == FailoverStep.PROMOTE and self._already_promoted(cluster):
+            if self.committed_to_promote and self._already_promoted(cluster):
                 return self.commit(cluster, cause)
             self.checkpoint(FailoverStep.WITNESS)
+            self.cause_stands(cluster, cause)
             self.second_witness(cluster, cause)
             self.checkpoint(FailoverStep.CANDIDACY)
+            self.cause_stands(cluster, cause)
             secondary_last_grant = self.candidacy(cluster)
             self.checkpoint(FailoverStep.WAIT)
             self.wait(cluster, cause, secondary_last_grant)
             self.checkpoint(FailoverStep.PROMOTE)
+            self.cause_stands(cluster, cause)
             self.promote(cluster)
             self.checkpoint(FailoverStep.COMMIT)
             return self.commit(cluster, cause)
@@ -154,9 +182,11 @@ class Failover:
         failing = failing_critical_services(answer.body)
         if failing:
             raise Failed(f"critical services fail on the secondary {cluster.secondary.name}: {', '.join(failing)}")
+        if int(cluster.secondary_id) in self.state.skewed():
+            raise Failed(f"the clock of the secondary {cluster.secondary.name} is skewed: no failover onto it")
         peer = answer.body.get("peer") or {}
         self.evidence["secondary_peer"] = peer
-        if cause != "missed_heartbeats":
+        if cause != "missed_heartbeats" or self.committed_to_promote:
             return
         age = peer.get("last_answer_age_s")
         needed = (threshold - 1) * interval
@@ -178,14 +208,16 @@ class Failover:
 
     def candidacy(self, cluster: Cluster) -> float:
         """The secondary stops granting and says when it last granted (§4a.8). Returns that moment."""
-        deadline = cluster.effective_lease_s + cluster.max_grant_delay + cluster.max_clock_skew + 4 * claim_seconds()
+        deadline = cluster.longest_lease_s + cluster.max_grant_delay + cluster.max_clock_skew + 4 * claim_seconds()
         command = RoleCommand(
             Role.CANDIDATE,
             cluster.epoch,
             peer=cluster.primary,
             candidacy={"id": str(cluster.candidacy_id), "deadline_s": round(deadline, 3)},
         )
-        answer = send_role(cluster, cluster.secondary, command)
+        answer = send_role(
+            cluster, cluster.secondary, command, before_attempt=lambda: self.renew(FailoverStep.CANDIDACY)
+        )
         if not answer.ok:
             raise Failed(f"the secondary {cluster.secondary.name} refused candidacy: {answer.error or answer.body}")
         age = answer.body.get("last_grant_sent_age_s")
@@ -197,18 +229,23 @@ class Failover:
         if cause != "missed_heartbeats" and self._demote_old_primary(cluster):
             self.evidence["wait"] = "ended by the old primary's acknowledged demotion"
             return
-        margin = cluster.effective_lease_s + cluster.max_grant_delay + cluster.max_clock_skew
+        # The longest lease any granter may still be granting: a settings change that the agents
+        # have not acknowledged yet leaves the old lease in force at the secondary.
+        margin = cluster.longest_lease_s + cluster.max_grant_delay + cluster.max_clock_skew
         while True:
-            if not self.state.has_fence(cluster.pk):  # Redis lost it: reload, and count from now
-                self.state.load_fence(cluster.pk, cluster.grant_fence_epoch, time.time())
+            # A Redis that restarted (even from a snapshot) lost grant records: count from now.
+            self.state.ensure_fences({cluster.pk: cluster.grant_fence_epoch}, time.time())
+            identity = self.state.identity()
             bound = max(self.state.grant_bound(cluster.pk), secondary_last_grant)
             until = bound + margin
             self.evidence.update(last_grant_at=bound, lease_deadline=until)
             while time.time() < until:
                 time.sleep(min(0.1, max(0.0, until - time.time())))
                 self.renew(FailoverStep.WAIT)
-                if cause == "missed_heartbeats":
+                if cause == "missed_heartbeats" and not self.committed_to_promote:
                     self._abandon_if_primary_back(cluster, cause)
+            if self.state.identity() != identity:
+                continue  # Redis restarted during the wait: its records are not to be trusted
             fence = self.state.redis.hget(f"{PREFIX}fence:{cluster.pk}", "epoch")
             if fence is not None and int(fence) >= cluster.grant_fence_epoch and self.mine().exists():
                 return
@@ -220,13 +257,19 @@ class Failover:
         """`primary` at the pending epoch, naming the candidacy, with its first grant (§4a.10)."""
         pending = cluster.pending_epoch
         self.state.set_granting(cluster.pk, True)
-        sent_at = time.time()
-        recorded, reason = self.state.record_grant(cluster.pk, pending, sent_at)
-        grant = {"lease_s": cluster.effective_lease_s if recorded else 0.0, "sent_at": sent_at}
+
+        def fresh_grant() -> dict:  # each attempt's grant stamped and recorded as it leaves
+            sent_at = time.time()
+            recorded, _ = self.state.record_grant(cluster.pk, pending, sent_at)
+            return {"lease_s": cluster.effective_lease_s if recorded else 0.0, "sent_at": sent_at}
+
         command = RoleCommand(
-            Role.PRIMARY, pending, peer=cluster.primary, candidacy={"id": str(cluster.candidacy_id)}, grant=grant
+            Role.PRIMARY, pending, peer=cluster.primary, candidacy={"id": str(cluster.candidacy_id)},
+            fresh_grant=fresh_grant,
+        )  # fmt: skip
+        answer = send_role(
+            cluster, cluster.secondary, command, attempts=5, before_attempt=lambda: self.renew(FailoverStep.PROMOTE)
         )
-        answer = send_role(cluster, cluster.secondary, command, attempts=5)
         if not answer.ok:
             raise Failed(f"the secondary {cluster.secondary.name} refused promotion: {answer.error or answer.body}")
 
@@ -283,8 +326,12 @@ class Failover:
         current = self.load()
         if current.claim_token != self.token:
             return
-        if current.step == FailoverStep.PROMOTE:
-            # Past the point of no return: leave the claim to expire; the next worker reconciles.
+        if STEPS.index(later_step(current.step, self.reached)) >= STEPS.index(FailoverStep.PROMOTE):
+            # Past the point of no return: leave the claim to expire; the next worker resumes the
+            # promotion (it never moves the step back, never abandons).
+            log.warning(
+                "failover of %s: promotion not confirmed (%s); a later worker resumes it", cluster.name, message
+            )
             return
         send_role(current, current.secondary, RoleCommand(Role.SECONDARY, current.epoch, peer=current.primary))
         backoff = min(60.0, 2.0 * (1 + int((current.failover_request or {}).get("failures", 0))))
@@ -313,6 +360,29 @@ class Failover:
         self.state.set_fence(cluster.pk, current.epoch, time.time())
         metrics.record_failover(event_type.value.split("_")[-1], cause)
 
+    def cause_stands(self, cluster: Cluster, cause: str) -> None:
+        """Before every side effect: an automatic failover stops (abandoned) when the cluster went
+        into maintenance or its cause has gone (a kept request must not fail the cluster over
+        later for a fault that has healed). Past the promotion nothing is abandoned."""
+        if cause not in AUTOMATIC or self.committed_to_promote:
+            return
+        if Cluster.objects.filter(pk=cluster.pk, maintenance=True).exists():
+            raise Abandoned("the cluster is in maintenance: no automatic failover")
+        if cause == "missed_heartbeats":
+            self._abandon_if_primary_back(cluster, cause)
+        elif cause == "clock_skew" and int(cluster.primary_id) not in self.state.skewed():
+            raise Abandoned("the primary's clock is back in step")
+        elif cause in ("critical_service", "agents_disagree", "not_serving"):
+            answer = probe(cluster.primary, cluster.epoch)
+            if not answer.answered:
+                return  # a silent primary: the cause stands, and missed heartbeats would follow
+            if cause == "critical_service" and not failing_critical_services(answer.body):
+                raise Abandoned("the primary's critical services pass again")
+            if cause == "agents_disagree" and not disagreement(answer.body, cluster.epoch):
+                raise Abandoned("the primary holds its role at the cluster's epoch again")
+            if cause == "not_serving" and answer.body.get("lease_remaining_s"):
+                raise Abandoned("the primary holds a lease again")
+
     def _abandon_if_primary_back(self, cluster: Cluster, cause: str) -> None:
         last = self.state.last_answers([cluster.primary_id]).get(cluster.primary_id, 0)
         requested = (cluster.failover_request or {}).get("requested_at", 0)
@@ -329,6 +399,17 @@ class Failover:
         epoch = epoch or cluster.pending_epoch
         answer = send_role(cluster, old, RoleCommand(Role.SECONDARY, epoch, peer=new), attempts=1, timeout=1.0)
         return answer.ok
+
+
+def disagreement(heartbeat_answer: dict, epoch: int) -> str:
+    """Why the database's primary, by its own answer, is not the primary at the cluster's epoch
+    ("" when it is, or when it did not answer)."""
+    if not heartbeat_answer:
+        return ""
+    role, held = heartbeat_answer.get("role"), heartbeat_answer.get("epoch")
+    if role == Role.PRIMARY and held == epoch:
+        return ""
+    return f"the primary's agent holds {role} at epoch {held}, the database primary at epoch {epoch}"
 
 
 def failing_critical_services(heartbeat_answer: dict) -> list[str]:

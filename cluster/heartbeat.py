@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -20,22 +21,21 @@ from django.utils import timezone
 from alerts.choices import EventType
 
 from .choices import ClusterState, Role, ServerState
-from .heartbeat_state import PREFIX, HeartbeatState, SlotEntry, SlotState, link_key, server_key
+from .commands import adopt
+from .failover import disagreement, failing_critical_services
+from .heartbeat_state import PREFIX, SKEWED_SET, HeartbeatState, SlotEntry, SlotState, link_key, server_key
 from .incidents import Incidents
 from .models import Cluster, Server
 from .probe import ClusterView, ServerProbe, ServerView, SlotProbe
 
 ROLES = frozenset(Role.values)  # Role.values builds a new list at each call
 SKEW_READINGS = 3  # readings in a row before skew is declared, or declared over
-SKEWED_SET = f"{PREFIX}skewed"
-
-
-def skewed_servers(state: HeartbeatState) -> set[int]:
-    return {int(member) for member in state.redis.smembers(SKEWED_SET)}
+CONTROL_PLANE = "control-plane"  # the incident name of the control plane's own clock
 
 
 def skew_reading(view, answer) -> tuple[bool, float, float, float] | None:
-    """(bad, offset, uncertainty, limit) of one answer's clock, or None without a clock in it."""
+    """(off from the control plane's clock, offset, uncertainty, limit) of one answer's clock, or
+    None without a clock in it."""
     agent_now = answer.body.get("now")
     if not isinstance(agent_now, (int, float)):
         return None
@@ -43,6 +43,23 @@ def skew_reading(view, answer) -> tuple[bool, float, float, float] | None:
     uncertainty = answer.rtt / 2
     limit = view.max_clock_skew / 2
     return abs(offset) - uncertainty > limit, offset, uncertainty, limit
+
+
+def skew_blame(primary: tuple | None, secondary: tuple | None) -> tuple[bool, bool, bool]:
+    """Whose clock is off — (primary, secondary, control plane) — judged pairwise among the three
+    (docs/protocol.md, "Skew is blamed pairwise"): a clock is blamed only when the other two agree
+    with each other against it. With one appliance's reading only, nobody is blamed: two clocks
+    that disagree cannot say which one is wrong."""
+    if primary is None or secondary is None:
+        return False, False, False
+    p_off, p_offset, p_uncertainty, limit = primary
+    s_off, s_offset, s_uncertainty, _ = secondary
+    pair_off = abs(p_offset - s_offset) - (p_uncertainty + s_uncertainty) > limit
+    return (
+        p_off and pair_off and not s_off,
+        s_off and pair_off and not p_off,
+        p_off and s_off and not pair_off,
+    )
 
 
 def link_reading(probe: SlotProbe) -> tuple[bool, bool, dict] | None:
@@ -56,6 +73,12 @@ def link_reading(probe: SlotProbe) -> tuple[bool, bool, dict] | None:
     return cut_by_control_plane or cut_for_secondary, cut_by_control_plane, peer
 
 
+def holds_no_lease(body: dict, epoch: int) -> bool:
+    """The primary answers as primary at the cluster's epoch, yet serves nobody: it holds no lease
+    after this slot's grants (refused, or none sent)."""
+    return body.get("role") == Role.PRIMARY and body.get("epoch") == epoch and not body.get("lease_remaining_s")
+
+
 def _streak(bad: bool) -> tuple[str, str]:
     return ("bad", "good") if bad else ("good", "bad")
 
@@ -67,25 +90,34 @@ class CountedSlots:
 
     probes: list[SlotProbe]
     entries: list[SlotEntry]
-    readings: list[tuple[dict, tuple | None]]
+    readings: list[tuple[dict, tuple | None, tuple | None]]
     slot_states: list[SlotState]
 
 
-def slot_entries(probes: list[SlotProbe]) -> tuple[list[SlotEntry], list[tuple[dict, tuple | None]]]:
-    """What each probe's answers count in Redis, and the readings made of them, once per slot."""
+def slot_entries(probes: list[SlotProbe]) -> tuple[list[SlotEntry], list[tuple[dict, tuple | None, tuple | None]]]:
+    """What each probe's answers count in Redis, and the readings made of them, once per slot:
+    clocks by server (blamed or not), the link, and the control plane's own clock."""
     entries, readings = [], []
     for probe in probes:
         bumps, skews = [], {}
         pairs = ((probe.cluster.primary, probe.primary), (probe.cluster.secondary, probe.secondary))
-        for server, server_probe in pairs:
-            reading = skew_reading(probe.cluster, server_probe.answer) if server_probe.answered else None
+        raw = [skew_reading(probe.cluster, p.answer) if p.answered else None for _, p in pairs]
+        blamed = skew_blame(*raw)
+        for (server, _), reading, blame in zip(pairs, raw, blamed, strict=False):
             if reading is not None:
-                skews[server.id] = reading
-                bumps.append((server_key(server.id), *(f"skew_{field}" for field in _streak(reading[0]))))
+                skews[server.id] = (blame, *reading[1:])
+                bumps.append((server_key(server.id), *(f"skew_{field}" for field in _streak(blame))))
+        control_plane = None
+        if raw[0] is not None and raw[1] is not None:
+            control_plane = (blamed[2], raw[0][1], raw[1][1], raw[0][3])
+            bumps.append((link_key(probe.cluster.id), *(f"cpskew_{field}" for field in _streak(blamed[2]))))
         link = link_reading(probe)
         if link is not None:
             bumps.append((link_key(probe.cluster.id), *_streak(link[0])))
-        readings.append((skews, link))
+        if probe.primary.answered:
+            dark = holds_no_lease(probe.primary.answer.body, probe.cluster.epoch)
+            bumps.append((server_key(probe.cluster.primary.id), *(f"dark_{field}" for field in _streak(dark))))
+        readings.append((skews, link, control_plane))
         entries.append(
             SlotEntry(
                 probe.cluster.primary.id, probe.primary.answered, probe.cluster.secondary.id,
@@ -99,11 +131,13 @@ def evaluate_counted(state: HeartbeatState, counted: CountedSlots, on_error, ske
     """Every counted probe evaluated: the steady state is done with the counts already read; a
     transition reads and writes Redis and the database on its own."""
     rows = zip(counted.probes, counted.entries, counted.readings, counted.slot_states, strict=True)
-    for probe, entry, (skews, link), slot_state in rows:
+    for probe, entry, (skews, link, control_plane), slot_state in rows:
         if not slot_state.primary.counted:
             continue  # a stale probe: this slot, or a later one, was counted already
         try:
-            SlotEvaluator(state, probe, entry, slot_state, skews, link, skewed=skewed).run()
+            SlotEvaluator(
+                state, probe, entry, slot_state, skews, link, skewed=skewed, control_plane=control_plane
+            ).run()
         except Exception:
             on_error(probe)
 
@@ -117,7 +151,7 @@ class SlotEvaluator:
 
     def __init__(
         self, state: HeartbeatState, probe: SlotProbe, entry: SlotEntry, slot_state: SlotState,
-        skews: dict[int, tuple], link: tuple | None, skewed: set[int],
+        skews: dict[int, tuple], link: tuple | None, skewed: set[int], control_plane: tuple | None = None,
     ):  # fmt: skip
         self.state = state
         self.probe = probe
@@ -130,6 +164,7 @@ class SlotEvaluator:
         self.slot_state = slot_state
         self.skews = skews
         self.link = link
+        self.control_plane = control_plane  # (blamed, primary's offset, secondary's offset, limit)
         self.skewed = skewed  # the skewed set read with the batch: SREM only for its members
         self._cluster: Cluster | None = None
 
@@ -152,6 +187,7 @@ class SlotEvaluator:
         self._server(self.view.primary, self.probe.primary, self.slot_state.primary, is_primary=True)
         self._server(self.view.secondary, self.probe.secondary, self.slot_state.secondary, is_primary=False)
         self._link()
+        self._control_plane_clock()
         self._cluster_state()
         for cause, evidence in self.failover_causes[:1]:
             request_failover(self.view, cause, evidence)
@@ -168,6 +204,9 @@ class SlotEvaluator:
             self._skew(server, incidents, is_primary)
             if state != ServerState.UP and count.answers >= view.recovery_threshold:
                 self._mark_up(server, incidents, count.answers)
+            if is_primary:
+                self._agrees(server, body)
+                self._serves(server, body)
             if not is_primary and self._needs_secondary_config(body):
                 from .tasks import reconcile_secondary
 
@@ -190,6 +229,28 @@ class SlotEvaluator:
                 self._mark_down(server, incidents, evidence)
             if is_primary:
                 self.failover_causes.append(("missed_heartbeats", evidence))
+
+    def _agrees(self, server: ServerView, body: dict) -> None:
+        """The database's primary must hold the primary role at the cluster's epoch. When its agent
+        says otherwise (it was demoted by an interrupted switchover, its state was wiped, the
+        database was restored), the database adopts any newer epoch and seq it holds, and the
+        cluster fails over to the secondary: nobody would serve otherwise."""
+        view = self.view
+        why = disagreement(body, view.epoch)
+        if not why or view.state == ClusterState.FAILING_OVER or view.has_request:
+            return
+        adopt(view.id, body.get("epoch"), body.get("seq"))
+        self.failover_causes.append(("agents_disagree", {"reason": why, "agent": server.name}))
+
+    def _serves(self, server: ServerView, body: dict) -> None:
+        """A primary that answers, holds its role, and yet holds no lease for N slots in a row is
+        dark while the cluster is called up: a cause to act like any other (a failover onto the
+        secondary, damped like the other causes)."""
+        dark = holds_no_lease(body, self.view.epoch)
+        streak = self._bump(server_key(server.id), "dark_bad" if dark else "dark_good")
+        if dark and streak >= self.view.threshold and not failing_critical_services(body):
+            evidence = {"slots_without_lease": streak, "grant": self.probe.grant, "agent": server.name}
+            self.failover_causes.append(("not_serving", evidence))
 
     def _mark_up(self, server: ServerView, incidents: Incidents, answers: int) -> None:
         with transaction.atomic():
@@ -317,6 +378,33 @@ class SlotEvaluator:
             message = f"The heartbeat link of cluster {name} works again."
             self._close(incidents, EventType.HEARTBEAT_LINK_DOWN, message, server, evidence)
 
+    def _control_plane_clock(self) -> None:
+        """Both appliances agree with each other and disagree with the control plane: its own clock
+        is off. An event (kept among the primary's incidents, named "control-plane"), never a
+        failover and no grants stopped: the agents judge the grants by their own clocks."""
+        if self.control_plane is None:
+            return
+        blamed, primary_offset, secondary_offset, limit = self.control_plane
+        streak = self._bump(link_key(self.view.id), "cpskew_bad" if blamed else "cpskew_good")
+        server = self.view.primary
+        incidents = self._incidents(server.id)
+        evidence = {
+            "blamed": "control plane",
+            "primary_offset_s": round(primary_offset, 4),
+            "secondary_offset_s": round(secondary_offset, 4),
+            "limit_s": limit,
+            "readings": streak,
+        }
+        if blamed and streak >= SKEW_READINGS:
+            message = (
+                f"The control plane's clock is {-primary_offset:+.3f} s off from both appliances of cluster "
+                f"{self.view.name}, which agree with each other: no failover; check NTP on the control-plane hosts."
+            )
+            self._open(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, evidence, CONTROL_PLANE)
+        elif not blamed and streak >= SKEW_READINGS and incidents.is_open(EventType.CLOCK_SKEW_DETECTED, CONTROL_PLANE):
+            message = f"The control plane's clock agrees with the appliances of cluster {self.view.name} again."
+            self._close(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, evidence, CONTROL_PLANE)
+
     def _cluster_state(self) -> None:
         view = self.view
         if view.state not in (ClusterState.HEALTHY, ClusterState.DEGRADED):
@@ -329,6 +417,13 @@ class SlotEvaluator:
             Cluster.objects.filter(pk=view.id, state__in=[ClusterState.HEALTHY, ClusterState.DEGRADED]).update(
                 state=wanted
             )
+
+
+# Causes a recent failover damps: a failover for them within this many intervals of the last one
+# is not requested (no ping-pong when the fault follows the role). Not missed heartbeats or a
+# primary that does not hold its role: there the old primary cannot serve whatever happens.
+DAMPED_CAUSES = ("critical_service", "clock_skew", "not_serving")
+DAMPING_INTERVALS = 10
 
 
 def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
@@ -348,8 +443,17 @@ def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
         "requested_at": time.time(),
         "evidence": evidence,
     }
+    undamped = Q()
+    if cause in DAMPED_CAUSES:
+        since = timezone.now() - timedelta(seconds=DAMPING_INTERVALS * view.interval)
+        undamped = Q(last_failover_at__isnull=True) | Q(last_failover_at__lt=since)
     written = Cluster.objects.filter(
-        Q(failover_request__isnull=True), pk=view.id, epoch=view.epoch, primary_id=view.primary.id, maintenance=False
+        undamped,
+        Q(failover_request__isnull=True),
+        pk=view.id,
+        epoch=view.epoch,
+        primary_id=view.primary.id,
+        maintenance=False,
     ).update(failover_request=request)
     if written or view.has_request:
         run_failover.apply_async((view.id,), expires=30)

@@ -15,6 +15,11 @@ import redis
 from dms_admin.redis import async_redis_client, redis_client
 
 PREFIX = "dms:"
+SKEWED_SET = f"{PREFIX}skewed"  # servers whose clock is off: no grants to them, no failover onto them
+# The run id of the Redis that holds this state. A Redis whose run id differs restarted, even if it
+# reloaded a snapshot: the grant records and fences it holds may be stale (DESIGN amendment "Redis
+# restarts are detected by identity", docs/protocol.md).
+BOOT_KEY = f"{PREFIX}boot"
 
 
 def fence_key(cluster_id: int) -> str:
@@ -250,8 +255,26 @@ class HeartbeatState:
     def set_fence(self, cluster_id: int, epoch: int, now: float) -> None:
         self._fences(keys=[fence_key(cluster_id)], args=[repr(now), "force", epoch])
 
-    def has_fence(self, cluster_id: int) -> bool:
-        return bool(self.redis.exists(fence_key(cluster_id)))
+    def ensure_fences(self, epochs: dict[int, int], now: float) -> dict[int, int]:
+        """`load_fences`, after forgetting every fence, grant record and open-incident set when
+        this Redis is not the one that held them: a restart loses the records of grants sent before it, and a
+        snapshot brings back old ones, which would end a lease wait too early. Grants are then
+        counted from the moment each fence is loaded again (its `loaded_at`)."""
+        run_id = self.identity()
+        if _text(self.redis.get(BOOT_KEY) or b"") != run_id:
+            # Open incidents too: they are rebuilt from the events in the database (incidents.py).
+            for pattern in (f"{PREFIX}fence:*", f"{PREFIX}grant:*", f"{PREFIX}open:*"):
+                for key in self.redis.scan_iter(match=pattern, count=1000):
+                    self.redis.delete(key)
+            self.redis.set(BOOT_KEY, run_id)
+        return self.load_fences(epochs, now)
+
+    def identity(self) -> str:
+        """This Redis process's run id: new at every start, snapshot or not."""
+        return str(self.redis.info("server")["run_id"])
+
+    def skewed(self) -> set[int]:
+        return {int(member) for member in self.redis.smembers(SKEWED_SET)}
 
     def grant_bound(self, cluster_id: int) -> float:
         """The latest moment the control plane may have sent a grant for this cluster: its last

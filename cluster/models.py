@@ -155,6 +155,15 @@ class Cluster(models.Model):
 
     # The failover protocol (DESIGN §4a rules 3, 5, 6, 12).
     command_seq = models.BigIntegerField(default=0, editable=False)
+    # The highest epoch any agent was seen to hold (409 answers, heartbeats): a promotion never
+    # reuses it, even when the database's own epoch is lower (a restored database, an interrupted
+    # failover that had demoted the old primary at the pending epoch).
+    epoch_floor = models.PositiveIntegerField(default=0, editable=False)
+    # While a change of timing is not yet acknowledged by both agents, the longest lease that any
+    # granter may still be granting, old or new (every lease wait uses it); null once both hold
+    # the current settings.
+    lease_bound_s = models.FloatField(null=True, blank=True, editable=False)
+    settings_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
     grant_fence_epoch = models.PositiveIntegerField(default=1, editable=False)
     failover_request = models.JSONField(null=True, blank=True, editable=False)
     pending_epoch = models.PositiveIntegerField(null=True, blank=True, editable=False)
@@ -181,17 +190,15 @@ class Cluster(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def save(self, *args, **kwargs):
-        creating = self._state.adding
-        super().save(*args, **kwargs)
-        if creating:
-            from .lifecycle import cluster_created
-
-            cluster_created(self)
-
     @property
     def effective_lease_s(self) -> float:
         return effective_lease_s(self.lease_s, self.heartbeat_interval)
+
+    @property
+    def longest_lease_s(self) -> float:
+        """What a lease wait must assume a granter may have granted: the current lease, or a
+        longer one from before a settings change that the agents have not acknowledged yet."""
+        return max(self.effective_lease_s, self.lease_bound_s or 0.0)
 
     def replication_current(self, now=None) -> bool:
         return replication_current(self.last_replication_at, self.needs_resync, self.replication_interval, now)

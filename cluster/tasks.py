@@ -9,7 +9,7 @@ import math
 import time
 from asyncio import FIRST_COMPLETED
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import uvloop
 from celery import shared_task
@@ -21,8 +21,9 @@ from django.utils import timezone
 from . import metrics
 from .choices import ClusterState, Role, ServerState
 from .commands import RoleCommand, send_role
-from .failover import Failover
-from .heartbeat import CountedSlots, evaluate_counted, skewed_servers, slot_entries
+from .commands import probe as probe_agent
+from .failover import Failover, disagreement
+from .heartbeat import CountedSlots, evaluate_counted, slot_entries
 from .heartbeat_state import HeartbeatState
 from .models import Cluster, ReplicationJob, Server
 from .probe import GrantRecorder, SlotProbe, load_views, probe_slot
@@ -54,7 +55,7 @@ def dispatch_heartbeats() -> int:
     now = time.time()
     rows = list(Cluster.objects.values_list("id", "heartbeat_interval", "grant_fence_epoch"))
     # After a Redis restart nothing is granted until the fences are back from the database (§4a.3).
-    state.load_fences({cluster_id: fence for cluster_id, _, fence in rows}, now)
+    state.ensure_fences({cluster_id: fence for cluster_id, _, fence in rows}, now)
     by_interval: dict[float, list[int]] = defaultdict(list)
     for cluster_id, interval, _ in rows:
         by_interval[interval].append(cluster_id)
@@ -121,7 +122,7 @@ def probe_batch(interval: float, slot: int, cluster_ids: list[int]) -> str:
         return "stale"  # expired in the queue: a later slot is due already
     views = load_views(cluster_ids, interval)
     state = HeartbeatState()
-    skewed = skewed_servers(state)
+    skewed = state.skewed()
     writes = state.redis.pipeline(transaction=False)
     loop = _event_loop()
     chunks = CountedChunks(state, len(views), CHUNK)
@@ -275,12 +276,50 @@ def configure_cluster(cluster_id: int) -> str:
             if not a.ok
         ]
         log.warning("configuring cluster %s failed: %s", cluster.name, "; ".join(problems))
-        configure_cluster.apply_async((cluster_id,), countdown=5)
+        # A reused appliance may hold a later epoch than this new cluster's: start at that epoch
+        # (the seq was adopted already) rather than be refused for ever.
+        adopted = Cluster.objects.filter(pk=cluster_id, state=ClusterState.SYNCING, epoch__lt=F("epoch_floor")).update(
+            epoch=F("epoch_floor"), grant_fence_epoch=F("epoch_floor")
+        )
+        configure_cluster.apply_async((cluster_id,), countdown=0 if adopted else 5)
         return "retrying"
     Server.objects.filter(pk=cluster.primary_id).update(role=Role.PRIMARY)
     Server.objects.filter(pk=cluster.secondary_id).update(role=Role.SECONDARY)
     replicate.delay(cluster_id, ReplicationJob.Kind.INITIAL)
     return "configured"
+
+
+@shared_task(ignore_result=True)
+def push_settings(cluster_id: int) -> str:
+    """A change of timing as an ordered command to both agents, same role and epoch, new seq
+    (docs/protocol.md, "Settings changes are commands"). Once both hold it and the longest old
+    lease has run out since the change (a control-plane grant of the old lease may have left just
+    before it), `lease_bound_s` is cleared; until then it is tried again."""
+    cluster = Cluster.objects.select_related("primary", "secondary").filter(pk=cluster_id).first()
+    if cluster is None or cluster.lease_bound_s is None:
+        return "nothing to push"
+    if cluster.state == ClusterState.FAILING_OVER or cluster.failover_request is not None:
+        push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
+        return "failover in progress"
+    held = [
+        send_role(cluster, cluster.secondary, RoleCommand(Role.SECONDARY, cluster.epoch, peer=cluster.primary)),
+    ]
+    # The primary keeps its role: the same command, only if it holds that role at this epoch now
+    # (a primary that does not is the failover pipeline's to reconcile, never a command's to promote).
+    if disagreement(probe_agent(cluster.primary, cluster.epoch).body, cluster.epoch) == "":
+        held.append(
+            send_role(cluster, cluster.primary, RoleCommand(Role.PRIMARY, cluster.epoch, peer=cluster.secondary))
+        )
+    if len(held) < 2 or not all(answer.ok for answer in held):
+        push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
+        return "not acknowledged by both agents yet"
+    settled_at = cluster.settings_changed_at + timedelta(seconds=cluster.lease_bound_s)
+    if timezone.now() < settled_at:
+        push_settings.apply_async((cluster_id,), eta=settled_at)
+        return "acknowledged; the old lease may still run"
+    # Cleared only if no newer change came meanwhile.
+    Cluster.objects.filter(pk=cluster_id, settings_changed_at=cluster.settings_changed_at).update(lease_bound_s=None)
+    return "acknowledged"
 
 
 @shared_task(ignore_result=True)

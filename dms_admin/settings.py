@@ -161,7 +161,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "flush-last-seen": {"task": "cluster.tasks.flush_last_seen", "schedule": 10.0},
 }
 # How long a failover task's claim lasts without renewal before another worker takes over (§4a.6).
-FAILOVER_CLAIM_S = float(os.environ.get("FAILOVER_CLAIM_S", "3.0"))
+FAILOVER_CLAIM_S = float(os.environ.get("FAILOVER_CLAIM_S", "5.0"))
+# Tests only: the failover task stops before the step named by a cluster's `fault_pause` (one query
+# per step). Off in production, which never pays for it.
+FAILOVER_TEST_PAUSES = os.environ.get("FAILOVER_TEST_PAUSES", "") == "1"
 # A running replication job that reported no progress for this long lost its worker (DESIGN §5).
 REPLICATION_STALE_S = float(os.environ.get("REPLICATION_STALE_S", "30"))
 # Notification outbox sweeper: re-queues deliveries whose task was lost (alerts/delivery.py).

@@ -107,3 +107,14 @@ def pytest_sessionstart(session):
 def pytest_sessionfinish(session, exitstatus):
     if PRIVATE_REDIS is not None:
         PRIVATE_REDIS.stop()
+
+
+@pytest.fixture
+def part_catalog(transactional_db):
+    """The part catalog of the data migration, put back: a transactional test's table flush empties
+    it, and every validated save of a server or cluster checks its part numbers against it."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("licensing.migrations.0002_part_catalog").load(apps, None)

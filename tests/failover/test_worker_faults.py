@@ -58,8 +58,9 @@ def test_a_worker_killed_at_a_step_is_replaced_and_the_failover_completes(make_c
 
 
 def test_a_worker_killed_during_the_lease_wait_is_replaced(make_cluster):
-    # A lease longer than the detection time (2–3 s), so that there is a wait to be killed in.
-    under_test = make_cluster("crash-in-wait", lease_s=5.0, notify=True)
+    # A lease longer than the detection time (4–6 s at the default interval), so that there is a wait
+    # to be killed in: this test is about the wait, the one place a longer lease is the point.
+    under_test = make_cluster("crash-in-wait", lease_s=10.0, notify=True)
     under_test.primary_agent.kill()
 
     def owner_in_wait():

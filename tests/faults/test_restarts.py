@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from cluster.heartbeat_state import HeartbeatState
 from cluster.models import Cluster
 from dms_admin.redis import redis_client
 from tests.support.agents import wait_until
@@ -68,10 +69,37 @@ def test_a_redis_restart_during_heartbeats_is_neither_an_outage_nor_a_failover(
     under_test.assert_notified(exactly_once=False)
 
 
+def test_a_redis_restored_from_a_snapshot_is_recognised_as_restarted(make_cluster, control_plane, suite_redis):
+    """A Redis that comes back with an old snapshot holds old fences and grant records: a lease
+    wait counted from them would end too early. Before: only missing keys were taken for a restart,
+    so the snapshot's records were trusted (the fence's `loaded_at` stayed the old one)."""
+    under_test = make_cluster("redis-snapshot")
+    cluster_id = under_test.cluster.pk
+    suite_redis.snapshot()
+    snapshot_at = time.time()
+    wait_until(lambda: time.time() >= snapshot_at + 5, 10, message="grants after the snapshot")
+    start = time.monotonic()
+
+    suite_redis.restart(down_for=0.5, from_snapshot=True)
+    restarted = time.time()
+    restart_control_plane(control_plane)
+
+    def fence_reloaded():
+        loaded = redis_client().hget(f"dms:fence:{cluster_id}", "loaded_at")
+        return loaded is not None and float(loaded) >= restarted
+
+    wait_until(fence_reloaded, 20, interval=0.2, message="the fence reloaded after the snapshot's restart")
+    assert HeartbeatState().grant_bound(cluster_id) >= restarted, "a grant record older than the restart trusted"
+    statuses = {a.status for a in under_test.poller.answers(under_test.primary_agent.heartbeat_url) if a.sent >= start}
+    assert statuses == {200}, "the primary stopped serving during the Redis restart"
+    assert under_test.refresh().epoch == 1
+    under_test.assert_never_two_primaries()
+
+
 def test_a_redis_restart_during_the_lease_wait_restarts_the_wait_and_completes(
     make_cluster, control_plane, suite_redis
 ):
-    under_test = make_cluster("redis-in-wait", lease_s=5.0, notify=True)
+    under_test = make_cluster("redis-in-wait", lease_s=10.0, notify=True)  # a wait longer than detection
     under_test.primary_agent.kill()
 
     def in_wait():

@@ -22,7 +22,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from django.db import transaction
 
 from alerts.models import Event
 from cluster.models import Cluster, ReplicationJob
@@ -150,14 +149,15 @@ def privately_configured(monkeypatch):
     Celery app was set up with by earlier tests (its connection pool outlives a settings change)."""
     from cluster.tasks import configure_cluster
 
-    def send(cluster: Cluster) -> None:
-        with app.connection_for_write(PRIVATE_REDIS) as connection:
-            configure_cluster.apply_async((cluster.pk,), producer=app.amqp.Producer(connection))
+    class ToPrivateRedis:
+        """Stands in for the task in cluster/signals.py: `delay` sends it to the private Redis."""
 
-    def created(cluster: Cluster) -> None:
-        transaction.on_commit(lambda: send(cluster))
+        @staticmethod
+        def delay(cluster_id: int) -> None:
+            with app.connection_for_write(PRIVATE_REDIS) as connection:
+                configure_cluster.apply_async((cluster_id,), producer=app.amqp.Producer(connection))
 
-    monkeypatch.setattr("cluster.lifecycle.cluster_created", created)
+    monkeypatch.setattr("cluster.signals.configure_cluster", ToPrivateRedis)
 
 
 def _tls_agents(agents, ca: CertificateAuthority, name: str):

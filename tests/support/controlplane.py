@@ -29,9 +29,7 @@ from tests.support.snmptrapd import Snmptrapd
 from tests.support.snmptrapd import available as snmptrapd_available
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "control-plane"
-TIMING = dict(
-    heartbeat_interval=1.0, missed_heartbeats_threshold=3, lease_s=2.0, max_grant_delay=0.5, max_clock_skew=0.2
-)
+TIMING: dict = {}  # the product's defaults
 # The session's receivers: the control plane's workers send notification email to the SMTP server,
 # and the fault matrix's traps and informs to snmptrapd (None where it is not installed).
 SMTP_SINK: SmtpServer | None = None
@@ -195,12 +193,16 @@ def make_cluster(control_plane, transactional_db, agents):
         files: dict[str, bytes] | None = None,
         secondary_files: dict[str, bytes] | None = None,
         notify: bool = False,
+        reuse_epoch: int | None = None,
         **timing,
     ) -> ClusterUnderTest:
         primary_agent = agents(
             f"{name}-a", checks=checks_primary or [], clock_offset=clock_offset_primary, inventory=inventory
         )
         secondary_agent = agents(f"{name}-b", clock_offset=clock_offset_secondary, inventory=_identity_only(inventory))
+        if reuse_epoch is not None:  # an appliance taken from another cluster, still at that epoch
+            status, answer = secondary_agent.role("secondary", reuse_epoch, 1000)
+            assert status == 200, answer
         write_files(primary_agent.data_dir, files or {})
         write_files(secondary_agent.data_dir, secondary_files or {})
         proxies = {agent.name: _proxies(agent) for agent in (primary_agent, secondary_agent)} if proxied else {}

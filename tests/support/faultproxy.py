@@ -7,6 +7,8 @@ sees while the secondary's link to the primary stays direct, or the reverse. Mod
 - `pass`: forward the request and its answer;
 - `black_hole`: the request never arrives and nothing answers (a cut link);
 - `drop_answer`: the request arrives, its answer is lost (one-way loss);
+- `delay`: every request waits `DELAY_S` before it is forwarded (a delayed link: a client with a
+  shorter timeout gives up, and the request still arrives after it did);
 - `slow`: like `pass`, but every `/v1/data/...` request waits `SLOW_S` first (a slow link, so
   that a test can act while a sync is surely under way);
 - `corrupt`: like `pass`, but one byte in the middle of every non-empty `GET /v1/data/files/...`
@@ -24,8 +26,9 @@ from aiohttp import web
 
 from tests.support.agents import free_port
 
-MODES = ("pass", "black_hole", "drop_answer", "slow", "corrupt")
+MODES = ("pass", "black_hole", "drop_answer", "delay", "slow", "corrupt")
 SLOW_S = 1.0
+DELAY_S = 2.5  # over the control plane's 2 s role-command timeout
 HOLD_S = 30.0  # how long a dropped exchange is held open; the client gives up long before
 
 
@@ -90,6 +93,8 @@ class FaultProxy:
             raise web.HTTPGatewayTimeout()
         if mode == "slow" and request.path.startswith("/v1/data/"):
             await asyncio.sleep(SLOW_S)
+        if mode == "delay":
+            await asyncio.sleep(DELAY_S)
         body = await request.read()
         headers = {
             k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type", "x-sha256")

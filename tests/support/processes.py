@@ -39,6 +39,7 @@ def process_env(**extra: str) -> dict[str, str]:
         REDIS_URL=settings.REDIS_URL,
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         PYTHONUNBUFFERED="1",
+        FAILOVER_TEST_PAUSES="1",  # the per-cluster pause key (tests/failover/test_worker_faults.py)
     )
     env.update(extra)
     return env

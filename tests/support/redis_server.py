@@ -65,8 +65,18 @@ class PrivateRedis:
             pass
         wait_until(lambda: not self.answers(), 10, interval=0.05, message="redis-server to stop")
 
-    def restart(self, down_for: float = 0.5) -> None:
+    def snapshot(self) -> None:
+        """SAVE: write what it holds now to its dump file, which the next start loads."""
+        with socket.create_connection((self.host, self.port), timeout=5) as conn:
+            conn.sendall(b"SAVE\r\n")
+            assert conn.recv(16).startswith(b"+OK")
+
+    def restart(self, down_for: float = 0.5, from_snapshot: bool = False) -> None:
+        """Stop and start again: empty, or loading the last `snapshot()` (a Redis restored from a
+        backup or an RDB file: it comes back holding old records)."""
         self.stop()
+        if not from_snapshot:
+            (self.workdir / "dump.rdb").unlink(missing_ok=True)
         until = time.monotonic() + down_for
         wait_until(lambda: time.monotonic() >= until, down_for + 1, interval=0.02, message="Redis down")
         self.start()

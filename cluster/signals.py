@@ -1,0 +1,39 @@
+"""Side effects of saving a cluster, kept out of `Cluster.save()` (the web layer, the admin and the
+API all save through the model; the engine writes by conditional UPDATE and triggers none of these).
+
+- A new cluster: both agents are configured once the row is committed, then the initial sync
+  follows (docs/design.md, "Cluster created").
+- A change of timing (interval, lease, grant delay, skew) is a command to both agents; until both
+  have acknowledged it, `lease_bound_s` holds the longest lease a granter may still be granting, old
+  or new, and every lease wait uses it (docs/protocol.md, "Settings changes are commands").
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from .models import Cluster
+from .tasks import configure_cluster, push_settings
+
+TIMING_FIELDS = ("heartbeat_interval", "lease_s", "max_grant_delay", "max_clock_skew")
+
+
+@receiver(pre_save, sender=Cluster)
+def bound_the_lease_across_a_timing_change(sender, instance: Cluster, raw=False, **kwargs) -> None:
+    if raw or instance.pk is None:
+        return
+    before = Cluster.objects.filter(pk=instance.pk).first()
+    if before is None or all(getattr(before, f) == getattr(instance, f) for f in TIMING_FIELDS):
+        return
+    instance.lease_bound_s = max(before.longest_lease_s, instance.effective_lease_s)
+    instance.settings_changed_at = timezone.now()
+    transaction.on_commit(lambda: push_settings.delay(instance.pk))
+
+
+@receiver(post_save, sender=Cluster)
+def configure_a_new_cluster(sender, instance: Cluster, created: bool, raw=False, **kwargs) -> None:
+    if created and not raw:
+        transaction.on_commit(lambda: configure_cluster.delay(instance.pk))

@@ -1,0 +1,73 @@
+"""Scenario 2 of the safety-at-defaults issue: the interval changed 2 s → 1 s through the API, then
+the primary's answers lost on both networks. Settings used to reach the agents only inside role
+commands: five seconds after the PATCH both still held a 4 s lease, the failover waited for a 2 s
+one while the old primary held 4 s from its secondary, and the two agents' serving logs
+overlapped. Now the change is an ordered command to both agents, and every lease wait uses the
+longest lease a granter may still grant until both have acknowledged it."""
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+from tests.support.agents import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _held_lease(agent) -> float | None:
+    try:
+        return json.loads((agent.state_dir / "state.json").read_text())["settings"]["lease_s"]
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+@pytest.fixture
+def admin_client(transactional_db, part_catalog):
+    client = APIClient()
+    client.force_authenticate(UserFactory(role="admin", is_staff=True))
+    return client
+
+
+def test_a_shorter_interval_reaches_both_agents_and_no_two_serve_after(make_cluster, admin_client):
+    under_test = make_cluster("settings-change", proxied=True)
+    cluster_id = under_test.cluster.pk
+
+    response = admin_client.patch(f"/api/v1/clusters/{cluster_id}/", {"heartbeat_interval": 1.0}, format="json")
+    assert response.status_code == 200, response.content
+    cluster = under_test.refresh()
+    assert cluster.effective_lease_s == 2.0 and cluster.longest_lease_s == 4.0  # the old lease still counts
+
+    for agent in under_test.agents.values():
+        wait_until(lambda a=agent: _held_lease(a) == 2.0, 10, interval=0.1, message=f"{agent.name} to hold lease 2 s")
+    # Answers of the primary lost on both networks, to the control plane and to the secondary.
+    for proxy in under_test.proxies[under_test.primary_agent.name].values():
+        proxy.set("control", "drop_answer")
+        proxy.set("peer", "drop_answer")
+
+    cluster = under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 40, "the failover")
+    assert cluster.primary.name == under_test.secondary_agent.name
+    under_test.secondary_agent.wait_primary_status(200, timeout=5)
+    under_test.assert_never_two_primaries()
+    # Once both agents acknowledged and the old lease ran out, waits use the new lease again.
+    wait_until(lambda: under_test.refresh().lease_bound_s is None, 20, interval=0.2, message="the lease bound cleared")
+
+
+def test_while_an_agent_has_not_acknowledged_the_wait_keeps_the_old_lease(make_cluster, admin_client):
+    """The secondary cannot be reached when the interval is shortened: it goes on granting the old
+    4 s lease, so the bound stays, and a failover waits for the old lease."""
+    under_test = make_cluster("settings-unacked", proxied=True)
+    cluster_id = under_test.cluster.pk
+    secondary_proxy = under_test.proxies[under_test.secondary_agent.name]["heartbeat"]
+    secondary_proxy.set("control", "black_hole")
+
+    response = admin_client.patch(f"/api/v1/clusters/{cluster_id}/", {"heartbeat_interval": 1.0}, format="json")
+    assert response.status_code == 200, response.content
+    wait_until(lambda: _held_lease(under_test.primary_agent) == 2.0, 10, interval=0.1, message="the primary updated")
+    assert _held_lease(under_test.secondary_agent) == 4.0
+    assert under_test.refresh().longest_lease_s == 4.0
+
+    secondary_proxy.set("control", "pass")
+    wait_until(lambda: _held_lease(under_test.secondary_agent) == 2.0, 20, interval=0.1, message="the secondary")
+    wait_until(lambda: under_test.refresh().lease_bound_s is None, 20, interval=0.2, message="the lease bound cleared")
