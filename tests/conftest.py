@@ -1,6 +1,7 @@
 """Shared personas (STYLE.md): admin, operator, viewer and an outsider with no role, each with an
 API client, so every endpoint is tested for refusal as well as for success."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,8 @@ def outsider_api(outsider_user):
 def flush_retried_on_deadlock():
     """The table flush after each transactional test runs while the session's Celery workers keep
     querying: its TRUNCATE can deadlock with a worker's transaction, and PostgreSQL may pick the
-    flush as the victim. The worker's transaction then finishes, so the flush is tried again."""
+    flush as the victim. The worker's transaction then finishes, so the flush is tried again.
+    After the flush, beat's schedule is put back (`restore_beat_schedule`)."""
     from django.db import OperationalError
     from django.db.backends.base.operations import BaseDatabaseOperations
 
@@ -79,14 +81,35 @@ def flush_retried_on_deadlock():
     def execute_sql_flush(self, sql_list, attempts=5):
         for attempt in range(attempts):
             try:
-                return flush(self, sql_list)
+                flush(self, sql_list)
+                break
             except OperationalError as error:
                 if "deadlock detected" not in str(error) or attempt == attempts - 1:
                     raise
+        restore_beat_schedule()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
         yield
+
+
+def restore_beat_schedule() -> None:
+    """The flush empties django-celery-beat's tables too, and the session's beat re-reads them in
+    full every 5 minutes (SCHEDULE_SYNC_MAX_INTERVAL): with no rows it would stop dispatching
+    heartbeats for the rest of the session. Put back the schedule that beat installs at start."""
+    from django.conf import settings
+    from django_celery_beat.schedulers import ModelEntry
+
+    from dms_admin.celery import app
+
+    schedule = {name: dict(entry) for name, entry in settings.CELERY_BEAT_SCHEDULE.items()}
+    # The session's beat reads the sweep interval from the environment the fixtures set after this
+    # process loaded its settings (tests/support/notifications.py).
+    sweep = os.environ.get("NOTIFICATION_SWEEP_INTERVAL_S")
+    if sweep:
+        schedule["alerts-sweep-deliveries"]["schedule"] = float(sweep)
+    for name, entry in schedule.items():
+        ModelEntry.from_entry(name, app=app, **entry)
 
 
 PRIVATE_REDIS = None
