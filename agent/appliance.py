@@ -19,8 +19,7 @@ from agent.webutil import Handler, json_body
 
 
 class Appliance:
-    def __init__(self, core: AgentCore, inventory: Inventory,
-                 checks: CheckRunner | None = None) -> None:
+    def __init__(self, core: AgentCore, inventory: Inventory, checks: CheckRunner | None = None) -> None:
         self.core = core
         self.inventory = inventory
         self.checks = checks

@@ -43,9 +43,11 @@ class CheckRunner:
         return all(s.ok for s in self.states if s.spec.critical)
 
     def services(self) -> list[dict[str, Any]]:
-        return [{"name": s.spec.name, "critical": True, "ok": s.ok,
-                 "consecutive_failures": s.consecutive_failures}
-                for s in self.states if s.spec.critical]
+        return [
+            {"name": s.spec.name, "critical": True, "ok": s.ok, "consecutive_failures": s.consecutive_failures}
+            for s in self.states
+            if s.spec.critical
+        ]
 
     def components(self) -> list[dict[str, Any]]:
         return [{"name": s.spec.name, "ok": s.ok} for s in self.states if not s.spec.critical]
@@ -66,9 +68,13 @@ class CheckRunner:
             started = loop.time()
             ok, detail = await run_check(state.spec)
             if ok != state.ok or not state.ran:
-                log.info("check %s (%s): %s%s", state.spec.name,
-                         "critical" if state.spec.critical else "component",
-                         "ok" if ok else "FAILED", f" ({detail})" if detail else "")
+                log.info(
+                    "check %s (%s): %s%s",
+                    state.spec.name,
+                    "critical" if state.spec.critical else "component",
+                    "ok" if ok else "FAILED",
+                    f" ({detail})" if detail else "",
+                )
             state.ran = True
             state.ok = ok
             state.last_detail = detail
@@ -80,8 +86,12 @@ async def run_check(spec: CheckSpec) -> tuple[bool, str]:
     """Run the command in its own process group; a timeout kills the whole group."""
     try:
         proc = await asyncio.create_subprocess_shell(
-            spec.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+            spec.command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
     except OSError as exc:
         return False, f"cannot start: {exc}"
     try:

@@ -42,9 +42,15 @@ class Agent:
         if existed:
             # A restarted agent holds no lease: cap whatever the old process had on record.
             self.serving_log({"stop": time.monotonic()})
-        self.core = AgentCore(mono=time.monotonic, wall=lambda: time.time() + offset,
-                              state=self.store.load(), persist=self.store.save,
-                              serving_log=self.serving_log, name=config.name, logger=log)
+        self.core = AgentCore(
+            mono=time.monotonic,
+            wall=lambda: time.time() + offset,
+            state=self.store.load(),
+            persist=self.store.save,
+            serving_log=self.serving_log,
+            name=config.name,
+            logger=log,
+        )
         seed = read_json(config.inventory) if config.inventory else None
         self.inventory = Inventory(config.state_dir / "inventory.json", seed)
         self.checks = CheckRunner(config.checks)
@@ -71,9 +77,9 @@ class Agent:
 
     def build_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[stamp_receipt, json_errors,
-                         bearer_auth(self.config.token, lambda p: p == "/v1/primary")],
-            client_max_size=1024 * 1024)  # JSON bodies; file PUTs stream past this limit
+            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p == "/v1/primary")],
+            client_max_size=1024 * 1024,
+        )  # JSON bodies; file PUTs stream past this limit
         app[RESOLVE] = lambda request: self.appliance
         add_control_routes(app)
         data.add_routes(app, self.data)
@@ -86,15 +92,20 @@ class Agent:
         ctx = self._server_ssl()
         for listen in (self.config.heartbeat_listen, self.config.intranet_listen):
             if listen is not None:
-                await web.TCPSite(self.runner, listen.host, listen.port, ssl_context=ctx,
-                                  reuse_address=True).start()
+                await web.TCPSite(self.runner, listen.host, listen.port, ssl_context=ctx, reuse_address=True).start()
         self.checks.start()
         self.peer.start()
         self._ticker = asyncio.create_task(self._tick())
-        log.info("%s: listening on %s%s (%s), role %s epoch %d seq %d", self.config.name,
-                 self.config.heartbeat_listen,
-                 f" and {self.config.intranet_listen}" if self.config.intranet_listen else "",
-                 "https" if ctx else "http", self.core.role, self.core.epoch, self.core.seq)
+        log.info(
+            "%s: listening on %s%s (%s), role %s epoch %d seq %d",
+            self.config.name,
+            self.config.heartbeat_listen,
+            f" and {self.config.intranet_listen}" if self.config.intranet_listen else "",
+            "https" if ctx else "http",
+            self.core.role,
+            self.core.epoch,
+            self.core.seq,
+        )
 
     async def _tick(self) -> None:
         while True:
@@ -130,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dms-agent: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         asyncio.run(serve(config))
     except OSError as exc:  # e.g. the port is taken: one line, not a traceback

@@ -51,8 +51,7 @@ def parse_listen(value: str) -> Listen:
     return Listen(host, int(port))
 
 
-def parse_check(value: Any, critical_default: bool, interval: float,
-                timeout: float) -> CheckSpec:
+def parse_check(value: Any, critical_default: bool, interval: float, timeout: float) -> CheckSpec:
     """A check from the config file (an object) or a flag: JSON object text or NAME=COMMAND."""
     if isinstance(value, str) and value.lstrip().startswith("{"):
         try:
@@ -63,15 +62,17 @@ def parse_check(value: Any, critical_default: bool, interval: float,
         name, sep, command = value.partition("=")
         if not sep or not name or not command:
             raise ConfigError(f"check {value!r} must be NAME=COMMAND")
-        return CheckSpec(name=name, command=command, critical=critical_default,
-                         interval=interval, timeout=timeout)
+        return CheckSpec(name=name, command=command, critical=critical_default, interval=interval, timeout=timeout)
     if not isinstance(value, dict) or not value.get("name") or not value.get("command"):
         raise ConfigError(f"check {value!r} needs at least a name and a command")
     try:
-        return CheckSpec(name=str(value["name"]), command=str(value["command"]),
-                         critical=bool(value.get("critical", critical_default)),
-                         interval=float(value.get("interval", interval)),
-                         timeout=float(value.get("timeout", timeout)))
+        return CheckSpec(
+            name=str(value["name"]),
+            command=str(value["command"]),
+            critical=bool(value.get("critical", critical_default)),
+            interval=float(value.get("interval", interval)),
+            timeout=float(value.get("timeout", timeout)),
+        )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"check {value!r}: {exc}") from None
 
@@ -81,39 +82,66 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m agent",
         description="dms-agent: the HTTP service each DMS appliance runs (DESIGN §8). Every "
         "option may also be given in a JSON config file (--config) under the same name with "
-        "dashes as underscores; flags override the file.")
+        "dashes as underscores; flags override the file.",
+    )
     p.add_argument("--config", type=Path, help="JSON config file; flags override its values")
     p.add_argument("--name", help="appliance name reported in heartbeat answers")
-    p.add_argument("--heartbeat-listen", metavar="HOST:PORT",
-                   help="listen address on the heartbeat network (required)")
-    p.add_argument("--intranet-listen", metavar="HOST:PORT",
-                   help="optional second listen address (intranet); serves the same calls")
+    p.add_argument("--heartbeat-listen", metavar="HOST:PORT", help="listen address on the heartbeat network (required)")
+    p.add_argument(
+        "--intranet-listen",
+        metavar="HOST:PORT",
+        help="optional second listen address (intranet); serves the same calls",
+    )
     p.add_argument("--data-dir", type=Path, help="data directory served by /v1/data (required)")
-    p.add_argument("--state-dir", type=Path,
-                   help="state directory: state.json, inventory.json, serving.log (required)")
-    p.add_argument("--token", help="bearer token every call but GET /v1/primary must carry "
-                   "(default: $DMS_AGENT_TOKEN)")
+    p.add_argument("--state-dir", type=Path, help="state directory: state.json, inventory.json, serving.log (required)")
+    p.add_argument("--token", help="bearer token every call but GET /v1/primary must carry (default: $DMS_AGENT_TOKEN)")
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS on both listeners")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
-    p.add_argument("--peer-ca", type=Path,
-                   help="CA file to verify an HTTPS peer (default: the system's CAs)")
-    p.add_argument("--check", action="append", default=None, metavar="NAME=COMMAND",
-                   help="critical check (a 'service'; failing stops serving). Repeatable. "
-                   "Or a JSON object {name, command, critical, interval, timeout}. Config file: "
-                   "checks: [{name, command, critical, interval, timeout}]")
-    p.add_argument("--component", action="append", default=None, metavar="NAME=COMMAND",
-                   help="non-critical check (a 'component': reported, never a failover)")
-    p.add_argument("--check-interval", type=float, default=None,
-                   help="default seconds between runs of a check (default 1)")
-    p.add_argument("--check-timeout", type=float, default=None,
-                   help="default seconds before a check is killed and counted failed (default 5)")
-    p.add_argument("--clock-offset", type=float, default=None, metavar="SECONDS",
-                   help="added to the wall clock everywhere the agent uses it (skew tests)")
-    p.add_argument("--inventory", type=Path,
-                   help="JSON {system:{part_number, hardware, configuration}, licenses, "
-                   "modules} seeding the inventory on first start (later kept in the state dir)")
-    p.add_argument("--max-body-mb", type=float, default=None,
-                   help="largest file a PUT /v1/data/files may carry, in MB (default 1024)")
+    p.add_argument("--peer-ca", type=Path, help="CA file to verify an HTTPS peer (default: the system's CAs)")
+    p.add_argument(
+        "--check",
+        action="append",
+        default=None,
+        metavar="NAME=COMMAND",
+        help="critical check (a 'service'; failing stops serving). Repeatable. "
+        "Or a JSON object {name, command, critical, interval, timeout}. Config file: "
+        "checks: [{name, command, critical, interval, timeout}]",
+    )
+    p.add_argument(
+        "--component",
+        action="append",
+        default=None,
+        metavar="NAME=COMMAND",
+        help="non-critical check (a 'component': reported, never a failover)",
+    )
+    p.add_argument(
+        "--check-interval", type=float, default=None, help="default seconds between runs of a check (default 1)"
+    )
+    p.add_argument(
+        "--check-timeout",
+        type=float,
+        default=None,
+        help="default seconds before a check is killed and counted failed (default 5)",
+    )
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="added to the wall clock everywhere the agent uses it (skew tests)",
+    )
+    p.add_argument(
+        "--inventory",
+        type=Path,
+        help="JSON {system:{part_number, hardware, configuration}, licenses, "
+        "modules} seeding the inventory on first start (later kept in the state dir)",
+    )
+    p.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=None,
+        help="largest file a PUT /v1/data/files may carry, in MB (default 1024)",
+    )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
     return p
 
@@ -145,12 +173,18 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         raise ConfigError("check names must be unique")
 
     token = opt("token") or os.environ.get("DMS_AGENT_TOKEN")
-    missing = [k for k, v in (("heartbeat_listen", opt("heartbeat_listen")),
-                              ("data_dir", opt("data_dir")), ("state_dir", opt("state_dir")),
-                              ("token", token)) if not v]
+    missing = [
+        k
+        for k, v in (
+            ("heartbeat_listen", opt("heartbeat_listen")),
+            ("data_dir", opt("data_dir")),
+            ("state_dir", opt("state_dir")),
+            ("token", token),
+        )
+        if not v
+    ]
     if missing:
-        raise ConfigError("missing required option(s): " +
-                          ", ".join("--" + m.replace("_", "-") for m in missing))
+        raise ConfigError("missing required option(s): " + ", ".join("--" + m.replace("_", "-") for m in missing))
     if bool(opt("tls_cert")) != bool(opt("tls_key")):
         raise ConfigError("--tls-cert and --tls-key go together")
 
@@ -163,9 +197,15 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         name=opt("name") or os.uname().nodename,
         heartbeat_listen=parse_listen(opt("heartbeat_listen")),
         intranet_listen=parse_listen(intranet) if intranet else None,
-        data_dir=Path(opt("data_dir")), state_dir=Path(opt("state_dir")), token=token,
-        tls_cert=path("tls_cert"), tls_key=path("tls_key"), peer_ca=path("peer_ca"),
-        checks=checks, clock_offset=float(opt("clock_offset", 0.0)),
-        inventory=path("inventory"), max_body_mb=float(opt("max_body_mb", 1024.0)),
+        data_dir=Path(opt("data_dir")),
+        state_dir=Path(opt("state_dir")),
+        token=token,
+        tls_cert=path("tls_cert"),
+        tls_key=path("tls_key"),
+        peer_ca=path("peer_ca"),
+        checks=checks,
+        clock_offset=float(opt("clock_offset", 0.0)),
+        inventory=path("inventory"),
+        max_body_mb=float(opt("max_body_mb", 1024.0)),
     )
     return config, str(opt("log_level", "INFO")).upper()

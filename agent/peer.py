@@ -37,8 +37,7 @@ class PeerHeartbeater:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        connector = aiohttp.TCPConnector(ssl=self.peer_ssl if self.peer_ssl is not None else True,
-                                         limit=4)
+        connector = aiohttp.TCPConnector(ssl=self.peer_ssl if self.peer_ssl is not None else True, limit=4)
         # A User-Agent of its own lets operators (and the fault proxy of the tests) tell peer
         # heartbeats from the control plane's.
         async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": "dms-agent-peer/1"}) as session:
@@ -63,8 +62,9 @@ class PeerHeartbeater:
         body = {"epoch": ticket.epoch, "lease_s": ticket.lease_s, "sent_at": core.wall()}
         headers = {"Authorization": f"Bearer {core.settings.peer_token or ''}"}
         try:
-            async with session.post(url, json=body, headers=headers,
-                                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            async with session.post(
+                url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
                 await resp.read()
                 if resp.status == 401:
                     log.warning("%s: peer refused our token (401)", core.name)
