@@ -6,13 +6,13 @@ real agent (one appliance per process) and the simulator (thousands under path p
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from agent.checks import CheckRunner
+from agent.clock import mono
 from agent.core import AgentCore, require_object
 from agent.inventory import Inventory
 from agent.webutil import Handler, json_body
@@ -44,8 +44,8 @@ RECEIPT_MONO = "receipt_mono"
 
 @web.middleware
 async def stamp_receipt(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Take the monotonic receipt time before anything else (DESIGN §4a.1)."""
-    request[RECEIPT_MONO] = time.monotonic()
+    """Take the receipt time (`agent.clock.mono`) before anything else (docs/protocol.md, rule 1)."""
+    request[RECEIPT_MONO] = mono()
     return await handler(request)
 
 
@@ -54,7 +54,7 @@ def _appliance(request: web.Request) -> Appliance:
 
 
 async def handle_primary(request: web.Request) -> web.Response:
-    """No auth: load balancers ask this. Computed afresh from the monotonic clock."""
+    """No auth: load balancers ask this. Computed afresh from the agent's clock."""
     appliance = _appliance(request)
     if appliance.core.is_serving(appliance.critical_ok()):
         return web.json_response({"primary": True, "name": appliance.core.name})
@@ -62,7 +62,7 @@ async def handle_primary(request: web.Request) -> web.Response:
 
 
 async def handle_heartbeat(request: web.Request) -> web.Response:
-    receipt = request.get(RECEIPT_MONO, time.monotonic())
+    receipt = request.get(RECEIPT_MONO, mono())
     appliance = _appliance(request)
     core = appliance.core
     # Wall time at receipt, on the core's own (possibly offset) wall clock.
@@ -73,7 +73,7 @@ async def handle_heartbeat(request: web.Request) -> web.Response:
 
 
 async def handle_role(request: web.Request) -> web.Response:
-    receipt = request.get(RECEIPT_MONO, time.monotonic())
+    receipt = request.get(RECEIPT_MONO, mono())
     appliance = _appliance(request)
     core = appliance.core
     receipt_wall = core.wall() - (core.mono() - receipt)

@@ -14,6 +14,7 @@ from aiohttp import web
 from agent import data, sync
 from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
 from agent.checks import CheckRunner
+from agent.clock import mono
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core import AgentCore
 from agent.inventory import Inventory
@@ -41,9 +42,9 @@ class Agent:
         self.serving_log = ServingLog(serving_log_path)
         if existed:
             # A restarted agent holds no lease: cap whatever the old process had on record.
-            self.serving_log({"stop": time.monotonic()})
+            self.serving_log({"stop": mono()})
         self.core = AgentCore(
-            mono=time.monotonic,
+            mono=mono,
             wall=lambda: time.time() + offset,
             state=self.store.load(),
             persist=self.store.save,

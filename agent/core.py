@@ -1,8 +1,9 @@
 """The agent's decision logic (DESIGN §4a), free of I/O so it can be unit-tested and shared.
 
 `AgentCore` owns role, epoch, seq, candidacy, the lease and the granter bookkeeping of one
-appliance. It never reads a clock by itself: callers hand it monotonic and wall readings taken at
-the right moment (a heartbeat's monotonic receipt time is taken before anything else). Persistence
+appliance. It never reads a clock by itself: callers hand it clock functions (the real agent's
+"mono" is `agent.clock.mono`, CLOCK_BOOTTIME) and readings taken at the right moment (a heartbeat's
+receipt time is taken before anything else). Persistence
 and the serving-interval log are injected callables, so the real agent writes them to disk and the
 simulator keeps everything in memory.
 """

@@ -17,6 +17,7 @@ import uvloop
 from aiohttp import web
 
 from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
+from agent.clock import mono
 from agent.core import AgentCore
 from agent.inventory import Inventory
 from agent.webutil import ApiError, bearer_auth, json_errors
@@ -37,7 +38,7 @@ def make_appliances(
     quiet.setLevel(logging.WARNING)  # 10,000 appliances logging each refusal would drown the box
     appliances = []
     for i in range(count):
-        core = AgentCore(mono=time.monotonic, wall=lambda: time.time() + clock_offset, name=f"sim-{i}", logger=quiet)
+        core = AgentCore(mono=mono, wall=lambda: time.time() + clock_offset, name=f"sim-{i}", logger=quiet)
         if primaries:
             core.apply_role(
                 {
