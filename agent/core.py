@@ -130,15 +130,6 @@ class Candidacy:
         }
 
 
-@dataclass
-class GrantTicket:
-    """A grant the secondary recorded before sending it; lets a refused connection undo it."""
-
-    epoch: int
-    lease_s: float
-    previous_sent: float | None
-
-
 class AgentCore:
     """Role, epoch, seq, candidacy and lease of one appliance.
 
@@ -477,34 +468,46 @@ class AgentCore:
 
     # -- granting (secondary → peer) --------------------------------------------------------
 
-    def begin_grant(self) -> GrantTicket | None:
-        """Prepare the next heartbeat to the peer; None when this agent sends none.
+    def begin_grant(self) -> str | None:
+        """The peer URL this slot's heartbeat goes to; None when this agent sends none.
 
-        A grant is recorded here, before it is sent (§4a.2). Candidates probe with lease_s 0.
+        What the heartbeat grants is decided when it leaves (`grant_leaving`), not here.
         """
         self.expire()
         if self.role not in ("secondary", "candidate") or not self.settings.peer_url:
             return None
-        previous = self.last_grant_sent
-        lease = self.settings.lease_s if self.role == "secondary" and self.granting else 0.0
-        if lease > 0:
-            self.last_grant_sent = self.mono()
-        return GrantTicket(epoch=self.epoch, lease_s=lease, previous_sent=previous)
+        return self.settings.peer_url
 
-    def grant_answered(self, ticket: GrantTicket) -> None:
+    def grant_leaving(self, peer_url: str) -> dict[str, Any]:
+        """The heartbeat's body, decided, stamped and recorded now, as it leaves on an established
+        connection (rule 2: recorded before it is sent).
+
+        Stamping when the slot began would count the connection's set-up (a lost SYN costs 1 s)
+        in the grant's age, and the primary would refuse it. Only a secondary that is still
+        granting, to the peer the heartbeat was begun for, grants; otherwise (a candidate, a
+        secondary whose peer missed a slot, a candidacy or promotion arrived while connecting) it is
+        a probe with lease_s 0.
+        """
+        self.expire()
+        grants = self.role == "secondary" and self.granting and self.settings.peer_url == peer_url
+        sent_at = self.wall()
+        if grants:
+            # Read after the stamp: the record is never earlier than the grant's sent_at.
+            self.last_grant_sent = self.mono()
+        return {"epoch": self.epoch, "lease_s": self.settings.lease_s if grants else 0.0, "sent_at": sent_at}
+
+    def grant_answered(self) -> None:
         self.last_answer = self.mono()
         if not self.peer_ok:
             self.log.info("%s: peer answers%s", self.name, "; granting again" if not self.granting else "")
         self.peer_ok = True
         self.granting = True
 
-    def grant_failed(self, ticket: GrantTicket, *, refused: bool) -> None:
+    def grant_failed(self, *, refused: bool) -> None:
         """No answer in this slot: stop granting until the peer answers again.
 
-        A refused connection proves the grant never left, so its record is undone.
+        Nothing to undo for a refused connection: a grant is recorded only once it leaves.
         """
-        if refused and ticket.lease_s > 0 and self.last_grant_sent is not None:
-            self.last_grant_sent = ticket.previous_sent
         if self.peer_ok is not False or self.granting:
             self.log.info(
                 "%s: no answer from peer%s; stopped granting", self.name, " (connection refused)" if refused else ""

@@ -56,6 +56,13 @@ def grant(core: AgentCore, clock: Clock, epoch: int = 1, lease_s: float = 2.0, d
     return core.heartbeat({"epoch": epoch, "lease_s": lease_s, "sent_at": clock.wall - delay}, clock.mono, clock.wall)
 
 
+def send_grant(core: AgentCore) -> dict[str, Any]:
+    """One slot's heartbeat to the peer, connected at once: the body as it leaves."""
+    peer_url = core.begin_grant()
+    assert peer_url is not None
+    return core.grant_leaving(peer_url)
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
@@ -188,14 +195,13 @@ def test_serving_log_is_written_before_the_lease_is_extended(clock: Clock, tmp_p
 def test_candidate_stops_granting_and_reports_its_last_grant(clock: Clock) -> None:
     core = make_core(clock)
     role(core, "secondary", 1, 1)
-    ticket = core.begin_grant()
-    assert ticket is not None and ticket.lease_s == 2.0
-    core.grant_answered(ticket)
+    assert send_grant(core)["lease_s"] == 2.0
+    core.grant_answered()
     clock.advance(0.4)
     answer = role(core, "candidate", 1, 2, candidacy={"id": "c1", "deadline_s": 5})
     assert answer["last_grant_sent_age_s"] == pytest.approx(0.4)
     assert answer["candidacy"]["id"] == "c1"
-    assert core.begin_grant().lease_s == 0  # a candidate only probes
+    assert send_grant(core)["lease_s"] == 0  # a candidate only probes
 
 
 def test_candidacy_reverts_to_secondary_after_its_deadline(clock: Clock) -> None:
@@ -226,23 +232,53 @@ def test_promotion_needs_the_candidacy_id(clock: Clock) -> None:
 def test_secondary_stops_granting_after_a_missed_slot_and_resumes(clock: Clock) -> None:
     core = make_core(clock)
     role(core, "secondary", 1, 1)
-    first = core.begin_grant()
-    core.grant_failed(first, refused=False)
+    send_grant(core)
+    core.grant_failed(refused=False)
     sent = core.last_grant_sent
     assert core.peer_fields(clock.mono)["ok"] is False
     clock.advance(1)
-    probe = core.begin_grant()
-    assert probe.lease_s == 0 and core.last_grant_sent == sent
-    core.grant_answered(probe)
-    assert core.begin_grant().lease_s == 2.0
+    assert send_grant(core)["lease_s"] == 0 and core.last_grant_sent == sent
+    core.grant_answered()
+    assert send_grant(core)["lease_s"] == 2.0
 
 
-def test_a_refused_connection_undoes_the_recorded_grant(clock: Clock) -> None:
+def test_a_grant_that_never_left_is_not_recorded(clock: Clock) -> None:
     core = make_core(clock)
     role(core, "secondary", 1, 1)
-    ticket = core.begin_grant()
-    core.grant_failed(ticket, refused=True)
+    assert core.begin_grant() == "http://peer"
+    core.grant_failed(refused=True)  # the connection was refused: the body was never asked for
     assert core.last_grant_sent is None
+
+
+def test_a_grant_is_stamped_and_recorded_when_it_leaves_not_when_its_slot_began(clock: Clock) -> None:
+    secondary = make_core(clock)
+    role(secondary, "secondary", 1, 1, lease_s=4.0, interval_s=2.0)
+    peer_url = secondary.begin_grant()
+    clock.advance(1.0)  # connecting: a lost SYN is retransmitted after 1 s
+    body = secondary.grant_leaving(peer_url)
+    assert body == {"epoch": 1, "lease_s": 4.0, "sent_at": clock.wall}
+    assert secondary.last_grant_sent == clock.mono
+    primary = make_core(clock)
+    role(primary, "primary", 1, 1)
+    assert primary.heartbeat(body, clock.mono, clock.wall)["grant_accepted"] is True
+
+
+def test_a_candidacy_that_arrives_while_connecting_turns_the_grant_into_a_probe(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    peer_url = core.begin_grant()
+    answer = role(core, "candidate", 1, 2, candidacy={"id": "c1", "deadline_s": 5})
+    assert answer["last_grant_sent_age_s"] is None
+    assert core.grant_leaving(peer_url)["lease_s"] == 0
+    assert core.last_grant_sent is None  # the age the candidacy reported still holds
+
+
+def test_a_grant_begun_for_a_peer_no_longer_configured_is_a_probe(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    peer_url = core.begin_grant()
+    role(core, "secondary", 1, 2, peer_url="http://new-peer")
+    assert core.grant_leaving(peer_url)["lease_s"] == 0
 
 
 def test_after_a_restart_the_last_grant_counts_as_sent_at_start(clock: Clock) -> None:
