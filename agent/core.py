@@ -291,6 +291,16 @@ class AgentCore:
         until = self.lease_until if held else 0.0
         return {"lease_until": round(until, 6), "lease_remaining_s": round(max(0.0, until - mono_now), 3)}
 
+    def timing_fields(self) -> dict[str, float]:
+        """The timing settings in force, so the control plane can see that a change arrived."""
+        s = self.settings
+        return {
+            "interval_s": s.interval_s,
+            "lease_s": s.lease_s,
+            "max_grant_delay": s.max_grant_delay,
+            "max_clock_skew": s.max_clock_skew,
+        }
+
     def peer_fields(self, mono_now: float) -> dict[str, Any]:
         return {
             "ok": self.peer_ok,
@@ -462,6 +472,7 @@ class AgentCore:
             "now": self.wall(),
             **self.lease_fields(now),
             "uptime_s": round(now - self.started_mono, 3),
+            "settings": self.timing_fields(),
             "grant_accepted": reason is None,
             "grant_refused_reason": reason,
         }

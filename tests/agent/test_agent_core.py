@@ -302,6 +302,35 @@ def test_primary_at_a_new_epoch_drops_the_old_lease(clock: Clock) -> None:
     assert not core.is_serving(True)
 
 
+NEW_TIMING = {"interval_s": 0.5, "lease_s": 1.0, "max_grant_delay": 0.3, "max_clock_skew": 0.05}
+
+
+def test_a_settings_change_keeps_the_primarys_lease_and_is_reported(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    grant(core, clock, lease_s=2.0)
+    until = core.lease_until
+    clock.advance(0.5)
+    answer = role(core, "primary", 1, 2, **NEW_TIMING)
+    assert answer["lease_until"] == pytest.approx(until) and core.is_serving(True)
+    assert grant(core, clock, lease_s=0)["settings"] == NEW_TIMING
+
+
+def test_a_settings_change_leaves_the_secondarys_granting_as_it_was(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "secondary", 1, 1)
+    send_grant(core)
+    core.grant_answered()
+    sent = core.last_grant_sent
+    clock.advance(0.3)
+    role(core, "secondary", 1, 2, **NEW_TIMING)
+    assert core.last_grant_sent == sent
+    assert send_grant(core)["lease_s"] == 1.0  # still granting, with the new lease
+    core.grant_failed(refused=False)
+    role(core, "secondary", 1, 3, **{**NEW_TIMING, "lease_s": 1.5})
+    assert send_grant(core)["lease_s"] == 0  # a silent peer still gets probes only
+
+
 def test_inventory_commands_are_ordered_and_keep_the_epoch(clock: Clock) -> None:
     core = make_core(clock)
     role(core, "secondary", 1, 1)

@@ -258,6 +258,7 @@ def test_heartbeat_and_role_answers_have_the_documented_shape(agent_factory) -> 
         "lease_until",
         "lease_remaining_s",
         "uptime_s",
+        "settings",
         "services",
         "components",
         "peer",
@@ -265,4 +266,5 @@ def test_heartbeat_and_role_answers_have_the_documented_shape(agent_factory) -> 
         "grant_refused_reason",
     }
     assert set(answer["peer"]) == {"ok", "last_answer_age_s", "last_grant_sent_age_s"}
+    assert answer["settings"] == {"interval_s": 0.5, "lease_s": 1.0, "max_grant_delay": 0.25, "max_clock_skew": 0.1}
     assert set(answer["services"][0]) == {"name", "critical", "ok", "consecutive_failures"}

@@ -50,6 +50,22 @@ def test_secondary_grants_keep_the_primary_serving(agent_factory) -> None:
     assert peer["last_grant_sent_age_s"] < 2 * INTERVAL
 
 
+def test_a_settings_change_reaches_both_agents_without_a_gap(agent_factory) -> None:
+    primary, secondary = pair(agent_factory, max_grant_delay=1.0)
+    primary.wait_primary_status(200, timeout=3)
+    new = {**SETTINGS, "interval_s": 0.3, "lease_s": 0.9, "max_grant_delay": 1.0}
+    with PrimaryPoller([primary.heartbeat_url]) as poller:
+        wait_until(lambda: len(poller.answers()) >= 3, 3, message="polls before")
+        assert primary.role("primary", 1, 3, **new)[0] == 200
+        assert secondary.role("secondary", 1, 4, **new)[0] == 200
+        seen = len(poller.answers())
+        wait_until(lambda: len(poller.answers()) >= seen + 10, 5, message="10 polls after")
+    assert {a.status for a in poller.answers()} == {200}  # the lease was neither dropped nor let lapse
+    for agent in (primary, secondary):
+        assert agent.heartbeat(0, 0)["settings"] == {k: new[k] for k in DEFAULTS}
+    assert peer_of(secondary)["ok"] is True and peer_of(secondary)["last_grant_sent_age_s"] < 2 * 0.3
+
+
 def test_secondary_stops_granting_after_a_missed_answer_and_resumes(agent_factory) -> None:
     primary, secondary = pair(agent_factory)
     primary.wait_primary_status(200, timeout=3)
