@@ -97,16 +97,16 @@ async def run_check(spec: CheckSpec) -> tuple[bool, str]:
     try:
         rc = await asyncio.wait_for(proc.wait(), spec.timeout)
     except TimeoutError:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
         return False, f"timed out after {spec.timeout}s"
     except asyncio.CancelledError:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         raise
     return rc == 0, "" if rc == 0 else f"exit status {rc}"
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -17,6 +17,7 @@ from agent.checks import CheckRunner
 from agent.clock import mono
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core import AgentCore
+from agent.hooks import RoleChangeHook
 from agent.inventory import Inventory
 from agent.peer import PeerHeartbeater
 from agent.servinglog import FILE_NAME as SERVING_LOG
@@ -43,12 +44,16 @@ class Agent:
         if existed:
             # A restarted agent holds no lease: cap whatever the old process had on record.
             self.serving_log({"stop": mono()})
+        self.hook = (
+            RoleChangeHook(config.on_role_change, config.on_role_change_timeout) if config.on_role_change else None
+        )
         self.core = AgentCore(
             mono=mono,
             wall=lambda: time.time() + offset,
             state=self.store.load(),
             persist=self.store.save,
             serving_log=self.serving_log,
+            on_role_change=self.hook,
             name=config.name,
             logger=log,
         )
@@ -121,6 +126,8 @@ class Agent:
         await self.checks.stop()
         if self.runner:
             await self.runner.cleanup()
+        if self.hook:  # after the listeners: no role command can start another one
+            await self.hook.stop()
         self.serving_log.close()
 
 

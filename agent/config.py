@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agent.checks import CheckSpec
+from agent.hooks import DEFAULT_TIMEOUT_S as DEFAULT_HOOK_TIMEOUT_S
 
 
 @dataclass
@@ -36,6 +38,8 @@ class AgentConfig:
     clock_offset: float = 0.0
     inventory: Path | None = None
     max_body_mb: float = 1024.0
+    on_role_change: str | None = None
+    on_role_change_timeout: float = DEFAULT_HOOK_TIMEOUT_S
 
 
 class ConfigError(ValueError):
@@ -75,6 +79,27 @@ def parse_check(value: Any, critical_default: bool, interval: float, timeout: fl
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"check {value!r}: {exc}") from None
+
+
+def parse_hook(command: Any, timeout: Any) -> tuple[str | None, float]:
+    """The role-change hook's command (None: no hook) and its timeout, checked."""
+    try:
+        timeout = float(timeout)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--on-role-change-timeout {timeout!r} must be a number of seconds") from None
+    if not 0 < timeout < float("inf"):
+        raise ConfigError("--on-role-change-timeout must be > 0")
+    if command is None:
+        return None, timeout
+    if not isinstance(command, str):
+        raise ConfigError("--on-role-change must be a command line (a string)")
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(f"--on-role-change {command!r}: {exc}") from None
+    if not argv:
+        raise ConfigError("--on-role-change needs a command")
+    return command, timeout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +167,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="largest file a PUT /v1/data/files may carry, in MB (default 1024)",
     )
+    p.add_argument(
+        "--on-role-change",
+        metavar="CMD",
+        help="run 'CMD ROLE EPOCH CLUSTER' in the background after every change of role or epoch "
+        "(split like a shell command line; no shell). Never delays answers or leases; its outcome "
+        "never changes the role",
+    )
+    p.add_argument(
+        "--on-role-change-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"kill a role-change hook running longer than this (default {DEFAULT_HOOK_TIMEOUT_S:g})",
+    )
     p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
     return p
 
@@ -193,6 +232,7 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         return Path(value) if value else None
 
     intranet = opt("intranet_listen")
+    hook, hook_timeout = parse_hook(opt("on_role_change"), opt("on_role_change_timeout", DEFAULT_HOOK_TIMEOUT_S))
     config = AgentConfig(
         name=opt("name") or os.uname().nodename,
         heartbeat_listen=parse_listen(opt("heartbeat_listen")),
@@ -207,5 +247,7 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         clock_offset=float(opt("clock_offset", 0.0)),
         inventory=path("inventory"),
         max_body_mb=float(opt("max_body_mb", 1024.0)),
+        on_role_change=hook,
+        on_role_change_timeout=hook_timeout,
     )
     return config, str(opt("log_level", "INFO")).upper()

@@ -109,6 +109,7 @@ class Settings:
 
     peer_url: str | None = None
     peer_token: str | None = None
+    cluster: str | None = None  # the cluster's name, handed to the role-change hook
     interval_s: float = DEFAULT_INTERVAL_S
     lease_s: float = 2 * DEFAULT_INTERVAL_S
     max_grant_delay: float = DEFAULT_MAX_GRANT_DELAY
@@ -135,7 +136,9 @@ class AgentCore:
 
     `mono` and `wall` are clock functions (wall already includes any configured offset).
     `persist(dict)` is called after every change of durable state, before the change is
-    acknowledged; `serving_log(dict)` receives write-ahead serving-interval records.
+    acknowledged; `serving_log(dict)` receives write-ahead serving-interval records;
+    `on_role_change(role, epoch, cluster)` is told of every persisted change of role or epoch (it
+    must return at once: the real agent starts its hook in the background).
     """
 
     def __init__(
@@ -146,6 +149,7 @@ class AgentCore:
         state: Mapping[str, Any] | None = None,
         persist: Callable[[dict[str, Any]], None] | None = None,
         serving_log: Callable[[dict[str, Any]], None] | None = None,
+        on_role_change: Callable[[str, int, str], None] | None = None,
         name: str = "agent",
         logger: logging.Logger | None = None,
     ) -> None:
@@ -155,6 +159,7 @@ class AgentCore:
         self.log = logger or log
         self._persist = persist
         self._serving_log = serving_log
+        self._on_role_change = on_role_change
         self.started_mono = mono()
         self.role = "unconfigured"
         self.epoch = 0
@@ -209,6 +214,15 @@ class AgentCore:
     def _save(self) -> None:
         if self._persist is not None:
             self._persist(self.durable_state())
+
+    def _role_changed(self) -> None:
+        """Tell the hook; the change is on disk already, so nothing here may undo or fail it."""
+        if self._on_role_change is None:
+            return
+        try:
+            self._on_role_change(self.role, self.epoch, self.settings.cluster or self.name)
+        except Exception:
+            self.log.exception("%s: could not start the role-change hook", self.name)
 
     # -- serving ----------------------------------------------------------------------------
 
@@ -269,6 +283,7 @@ class AgentCore:
             self.role = "secondary"
             self.candidacy = None
             self._save()
+            self._role_changed()
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -417,6 +432,7 @@ class AgentCore:
                 seq,
                 f" candidacy {self.candidacy.id}" if self.candidacy else "",
             )
+            self._role_changed()
         return {**self.status(self.mono()), **self.lease_fields(self.mono()), **grant_result}
 
     def _check_promotion(self, candidacy: dict[str, Any] | None) -> None:
@@ -440,6 +456,7 @@ class AgentCore:
         return Settings(
             peer_url=get_str(body, "peer_url", required=False) or held.peer_url,
             peer_token=get_str(body, "peer_token", required=False) or held.peer_token,
+            cluster=get_str(body, "cluster", required=False) or held.cluster,
             interval_s=interval,
             lease_s=get_number(body, "lease_s", default=default_lease, positive=True),
             max_grant_delay=get_number(body, "max_grant_delay", default=held.max_grant_delay, minimum=0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ def make_core(
     state: dict[str, Any] | None = None,
     saved: list[dict[str, Any]] | None = None,
     log: list[dict[str, Any]] | None = None,
+    hook: Callable[[str, int, str], None] | None = None,
 ) -> AgentCore:
     return AgentCore(
         mono=lambda: clock.mono,
@@ -32,6 +34,7 @@ def make_core(
         state=state,
         persist=(saved.append if saved is not None else None),
         serving_log=(log.append if log is not None else None),
+        on_role_change=hook,
         name="t",
     )
 
@@ -364,3 +367,39 @@ def test_a_command_that_cannot_be_saved_is_not_held(clock: Clock) -> None:
         role(core, "secondary", 2, 2)
     assert (core.role, core.epoch, core.seq) == ("primary", 1, 1)
     assert not core.is_serving(True)  # serving stopped anyway: the safe side
+
+
+def test_the_hook_hears_every_change_of_role_or_epoch_with_the_cluster_name(clock: Clock) -> None:
+    calls: list[tuple[str, int, str]] = []
+    core = make_core(clock, hook=lambda *change: calls.append(change))
+    role(core, "secondary", 1, 1, cluster="dmm-a")
+    role(core, "secondary", 1, 2, **NEW_TIMING)  # settings only: not a change of role
+    role(core, "candidate", 1, 3, candidacy={"id": "c1", "deadline_s": 5})
+    role(core, "primary", 2, 4, candidacy={"id": "c1"})
+    role(core, "secondary", 3, 5)
+    assert calls == [
+        ("secondary", 1, "dmm-a"),
+        ("candidate", 1, "dmm-a"),
+        ("primary", 2, "dmm-a"),
+        ("secondary", 3, "dmm-a"),
+    ]
+
+
+def test_the_hook_hears_an_expired_candidacy_and_the_agent_name_without_a_cluster(clock: Clock) -> None:
+    calls: list[tuple[str, int, str]] = []
+    core = make_core(clock, hook=lambda *change: calls.append(change))
+    role(core, "candidate", 4, 1, candidacy={"id": "c1", "deadline_s": 5})
+    clock.advance(5)
+    core.expire()
+    assert calls == [("candidate", 4, "t"), ("secondary", 4, "t")]
+
+
+def test_a_hook_that_cannot_start_never_fails_the_role_change(clock: Clock) -> None:
+    saved: list[dict[str, Any]] = []
+
+    def broken(*change: object) -> None:
+        raise RuntimeError("no event loop")
+
+    core = make_core(clock, saved=saved, hook=broken)
+    answer = role(core, "primary", 1, 1)
+    assert answer["role"] == "primary" and saved[-1]["role"] == "primary"

@@ -173,6 +173,8 @@ def test_help_documents_every_option() -> None:
         "--inventory",
         "--max-body-mb",
         "--config",
+        "--on-role-change",
+        "--on-role-change-timeout",
     ]:
         assert option in out
 
@@ -227,6 +229,27 @@ def test_a_missing_required_option_is_one_clear_line(tmp_path) -> None:
     )
     assert result.returncode == 2
     assert "--heartbeat-listen" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--on-role-change", "/bin/hook 'unbalanced"], "--on-role-change"),
+        (["--on-role-change", "  "], "needs a command"),
+        (["--on-role-change", "true", "--on-role-change-timeout", "0"], "must be > 0"),
+    ],
+)
+def test_a_bad_hook_option_is_one_clear_line(tmp_path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "--heartbeat-listen", "127.0.0.1:1", "--data-dir", str(tmp_path)]
+        + ["--state-dir", str(tmp_path), "--token", "t", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_it_logs_role_changes_and_refusals_without_the_token(agent_factory) -> None:
