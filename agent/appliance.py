@@ -14,6 +14,7 @@ from aiohttp import web
 from agent.checks import CheckRunner
 from agent.clock import mono
 from agent.core import AgentCore, require_object
+from agent.health import primary_refusal, replica_refusal
 from agent.inventory import Inventory
 from agent.webutil import Handler, json_body
 
@@ -24,8 +25,8 @@ class Appliance:
         self.inventory = inventory
         self.checks = checks
 
-    def critical_ok(self) -> bool:
-        return self.checks is None or self.checks.critical_ok()
+    def critical_failing(self) -> list[str]:
+        return self.checks.critical_failing() if self.checks else []
 
     def heartbeat_answer(self, core_answer: dict[str, Any]) -> dict[str, Any]:
         now = self.core.mono()
@@ -53,12 +54,40 @@ def _appliance(request: web.Request) -> Appliance:
     return request.app[RESOLVE](request)
 
 
+def _serving_answer(kind: str, name: str, refusal: str | None) -> web.Response:
+    if refusal is None:
+        return web.json_response({kind: True, "serving": True, "name": name})
+    return web.json_response({kind: False, "serving": False, "reason": refusal, "name": name}, status=503)
+
+
 async def handle_primary(request: web.Request) -> web.Response:
-    """No auth: load balancers ask this. Computed afresh from the agent's clock."""
+    """No auth: load balancers ask this (GET or HEAD). Computed afresh from the agent's clock."""
     appliance = _appliance(request)
-    if appliance.core.is_serving(appliance.critical_ok()):
-        return web.json_response({"primary": True, "name": appliance.core.name})
-    return web.json_response({"primary": False, "name": appliance.core.name}, status=503)
+    core = appliance.core
+    return _serving_answer("primary", core.name, primary_refusal(core, appliance.critical_failing(), core.mono()))
+
+
+async def handle_replica(request: web.Request) -> web.Response:
+    """No auth: 200 on a healthy secondary (for a load balancer's read-only or standby pool)."""
+    appliance = _appliance(request)
+    core = appliance.core
+    return _serving_answer("replica", core.name, replica_refusal(core, appliance.critical_failing(), core.mono()))
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    """No auth: 200 while the agent runs, whatever its role; the role the application should take."""
+    core = _appliance(request).core
+    now = core.mono()
+    return web.json_response(
+        {
+            "alive": True,
+            "name": core.name,
+            "role": core.role,
+            "epoch": core.epoch,
+            "seq": core.seq,
+            "uptime_s": round(now - core.started_mono, 3),
+        }
+    )
 
 
 async def handle_heartbeat(request: web.Request) -> web.Response:
@@ -95,8 +124,16 @@ async def handle_inventory_put(request: web.Request) -> web.Response:
     return web.json_response(appliance.inventory.install(body, order))
 
 
+# Readable by anyone who reaches a listener: load balancers and the appliance's application.
+OPEN_PATHS = ("/v1/primary", "/v1/replica", "/v1/health")
+
 ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
     ("GET", "/v1/primary", handle_primary),
+    ("HEAD", "/v1/primary", handle_primary),
+    ("GET", "/v1/replica", handle_replica),
+    ("HEAD", "/v1/replica", handle_replica),
+    ("GET", "/v1/health", handle_health),
+    ("HEAD", "/v1/health", handle_health),
     ("POST", "/v1/heartbeat", handle_heartbeat),
     ("POST", "/v1/role", handle_role),
     ("GET", "/v1/inventory", handle_inventory_get),

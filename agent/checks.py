@@ -39,8 +39,9 @@ class CheckRunner:
         self.states = [CheckState(spec) for spec in specs]
         self._tasks: list[asyncio.Task[None]] = []
 
-    def critical_ok(self) -> bool:
-        return all(s.ok for s in self.states if s.spec.critical)
+    def critical_failing(self) -> list[str]:
+        """Names of the critical checks not passing (one that has not run yet does not pass)."""
+        return [s.spec.name for s in self.states if s.spec.critical and not s.ok]
 
     def services(self) -> list[dict[str, Any]]:
         return [

@@ -12,7 +12,7 @@ import time
 from aiohttp import web
 
 from agent import data, sync
-from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
+from agent.appliance import OPEN_PATHS, RESOLVE, Appliance, add_control_routes, stamp_receipt
 from agent.checks import CheckRunner
 from agent.clock import mono
 from agent.config import AgentConfig, ConfigError, load_config
@@ -83,7 +83,7 @@ class Agent:
 
     def build_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p == "/v1/primary")],
+            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p in OPEN_PATHS)],
             client_max_size=1024 * 1024,
         )  # JSON bodies; file PUTs stream past this limit
         app[RESOLVE] = lambda request: self.appliance

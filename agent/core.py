@@ -230,10 +230,6 @@ class AgentCore:
         now = self.mono() if mono_now is None else mono_now
         return self.role == "primary" and self.lease_epoch == self.epoch and now < self.lease_until
 
-    def is_serving(self, critical_ok: bool, mono_now: float | None = None) -> bool:
-        """The answer of `GET /v1/primary`, computed afresh (DESIGN §4.1)."""
-        return critical_ok and self.holds_lease(mono_now)
-
     def _drop_lease(self, why: str) -> None:
         """Stop serving now; the stop is logged before the caller acknowledges anything."""
         was_holding = self.lease_until > self.mono()

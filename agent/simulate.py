@@ -16,7 +16,7 @@ import time
 import uvloop
 from aiohttp import web
 
-from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
+from agent.appliance import OPEN_PATHS, RESOLVE, Appliance, add_control_routes, stamp_receipt
 from agent.clock import mono
 from agent.core import AgentCore
 from agent.inventory import Inventory
@@ -55,10 +55,14 @@ def make_appliances(
     return appliances
 
 
+def _is_open(path: str) -> bool:
+    """`/a/<i>/v1/primary` and the other open paths of one virtual appliance."""
+    parts = path.split("/", 3)  # "", "a", "<i>", "v1/..."
+    return len(parts) == 4 and parts[1] == "a" and "/" + parts[3] in OPEN_PATHS
+
+
 def build_app(appliances: list[Appliance], token: str) -> web.Application:
-    app = web.Application(
-        middlewares=[stamp_receipt, json_errors, bearer_auth(token, lambda path: path.endswith("/v1/primary"))]
-    )
+    app = web.Application(middlewares=[stamp_receipt, json_errors, bearer_auth(token, _is_open)])
 
     def resolve(request: web.Request) -> Appliance:
         index = request.match_info["index"]

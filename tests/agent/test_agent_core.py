@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from agent.core import AgentCore, BadRequest, Refused
+from agent.health import primary_refusal, replica_refusal
 from agent.servinglog import read_serving_intervals
 
 
@@ -75,7 +76,33 @@ def test_it_starts_unconfigured_and_never_serves(clock: Clock) -> None:
     core = make_core(clock)
     assert core.role == "unconfigured"
     assert grant(core, clock)["grant_accepted"] is False
-    assert not core.is_serving(True)
+    assert not core.holds_lease()
+
+
+def test_a_primary_without_a_grant_says_so(clock: Clock) -> None:
+    core = make_core(clock)
+    assert primary_refusal(core, [], clock.mono) == "role is unconfigured, not primary"
+    role(core, "primary", 3, 1)
+    assert primary_refusal(core, [], clock.mono) == "no lease granted at epoch 3 yet"
+    assert primary_refusal(core, ["db", "web"], clock.mono) == "critical services failing: db, web"
+
+
+def test_a_replica_is_a_secondary_with_passing_services_that_hears_its_peer(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1)
+    assert replica_refusal(core, [], clock.mono) == "role is primary, not secondary"
+    role(core, "secondary", 2, 2)  # interval 1 s
+    assert replica_refusal(core, [], clock.mono) == "has not heard its peer yet"
+    send_grant(core)
+    core.grant_answered()
+    assert replica_refusal(core, [], clock.mono) is None
+    assert replica_refusal(core, ["db"], clock.mono) == "critical service failing: db"
+    clock.advance(2.5)  # the peer loop stalled: no answer for more than two slots
+    assert replica_refusal(core, [], clock.mono) == "does not hear its peer (last answer 2.5s ago)"
+    core.grant_answered()
+    clock.advance(1.8)  # the next slot's heartbeat timed out
+    core.grant_failed(refused=False)
+    assert replica_refusal(core, [], clock.mono) == "does not hear its peer (last answer 1.8s ago)"
 
 
 def test_it_serves_until_receipt_plus_lease(clock: Clock) -> None:
@@ -84,10 +111,10 @@ def test_it_serves_until_receipt_plus_lease(clock: Clock) -> None:
     answer = grant(core, clock, lease_s=2.0)
     assert answer["grant_accepted"] and answer["lease_until"] == pytest.approx(clock.mono + 2)
     clock.advance(1.99)
-    assert core.is_serving(True)
-    assert not core.is_serving(False)  # a failing critical check stops serving
+    assert primary_refusal(core, [], clock.mono) is None
+    assert primary_refusal(core, ["db"], clock.mono) == "critical service failing: db"
     clock.advance(0.02)
-    assert not core.is_serving(True)
+    assert primary_refusal(core, [], clock.mono) == "lease ran out 0.0s ago (no grant since)"
 
 
 def test_it_never_shortens_a_lease(clock: Clock) -> None:
@@ -116,7 +143,7 @@ def test_it_refuses_grants_of_another_epoch_or_outside_the_time_window(
     answer = grant(core, clock, epoch=epoch, delay=delay)
     assert answer["grant_accepted"] is False
     assert reason in answer["grant_refused_reason"]
-    assert not core.is_serving(True)
+    assert not core.holds_lease()
 
 
 def test_it_accepts_grants_at_the_edges_of_the_window(clock: Clock) -> None:
@@ -173,7 +200,7 @@ def test_demotion_stops_serving_at_once_and_logs_the_stop(clock: Clock) -> None:
     grant(core, clock)
     clock.advance(0.5)
     role(core, "secondary", 2, 2)
-    assert not core.is_serving(True)
+    assert not core.holds_lease()
     assert log[-1] == {"stop": clock.mono}
 
 
@@ -229,7 +256,7 @@ def test_promotion_needs_the_candidacy_id(clock: Clock) -> None:
         role(core, "primary", 2, 4)
     answer = role(core, "primary", 2, 5, candidacy={"id": "c1"}, grant={"lease_s": 2, "sent_at": clock.wall})
     assert answer["role"] == "primary" and answer["grant_accepted"]
-    assert core.is_serving(True)
+    assert core.holds_lease()
 
 
 def test_secondary_stops_granting_after_a_missed_slot_and_resumes(clock: Clock) -> None:
@@ -300,9 +327,9 @@ def test_primary_at_a_new_epoch_drops_the_old_lease(clock: Clock) -> None:
     role(core, "primary", 1, 1)
     grant(core, clock)
     role(core, "primary", 1, 2)  # a settings update keeps the lease
-    assert core.is_serving(True)
+    assert core.holds_lease()
     role(core, "primary", 2, 3)
-    assert not core.is_serving(True)
+    assert not core.holds_lease()
 
 
 NEW_TIMING = {"interval_s": 0.5, "lease_s": 1.0, "max_grant_delay": 0.3, "max_clock_skew": 0.05}
@@ -315,7 +342,7 @@ def test_a_settings_change_keeps_the_primarys_lease_and_is_reported(clock: Clock
     until = core.lease_until
     clock.advance(0.5)
     answer = role(core, "primary", 1, 2, **NEW_TIMING)
-    assert answer["lease_until"] == pytest.approx(until) and core.is_serving(True)
+    assert answer["lease_until"] == pytest.approx(until) and core.holds_lease()
     assert grant(core, clock, lease_s=0)["settings"] == NEW_TIMING
 
 
@@ -366,7 +393,7 @@ def test_a_command_that_cannot_be_saved_is_not_held(clock: Clock) -> None:
     with pytest.raises(OSError):
         role(core, "secondary", 2, 2)
     assert (core.role, core.epoch, core.seq) == ("primary", 1, 1)
-    assert not core.is_serving(True)  # serving stopped anyway: the safe side
+    assert not core.holds_lease()  # serving stopped anyway: the safe side
 
 
 def test_the_hook_hears_every_change_of_role_or_epoch_with_the_cluster_name(clock: Clock) -> None:

@@ -265,7 +265,7 @@ class AgentProcess:
         timeout: float = 5.0,
         url: str | None = None,
     ) -> tuple[int, Any]:
-        """Send one request; return (status, decoded JSON or raw bytes when not JSON).
+        """Send one request; return (status, decoded JSON or raw bytes when not JSON or HEAD).
 
         `path` is sent exactly as given (no normalisation), so traversal tests can use it.
         `url` picks another base URL of this agent (e.g. `intranet_url`).
@@ -292,7 +292,7 @@ class AgentProcess:
             data = resp.read()
         finally:
             conn.close()
-        if resp.getheader("Content-Type", "").startswith("application/json"):
+        if method != "HEAD" and resp.getheader("Content-Type", "").startswith("application/json"):
             return resp.status, json.loads(data)
         return resp.status, data
 
