@@ -124,17 +124,20 @@ async def handle_inventory_put(request: web.Request) -> web.Response:
     return web.json_response(appliance.inventory.install(body, order))
 
 
+Route = tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]
+
 # Readable by anyone who reaches a listener: load balancers and the appliance's application.
 OPEN_PATHS = ("/v1/primary", "/v1/replica", "/v1/health")
-
-ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
-    ("GET", "/v1/primary", handle_primary),
-    ("HEAD", "/v1/primary", handle_primary),
-    ("GET", "/v1/replica", handle_replica),
-    ("HEAD", "/v1/replica", handle_replica),
-    ("GET", "/v1/health", handle_health),
-    ("HEAD", "/v1/health", handle_health),
-    ("POST", "/v1/heartbeat", handle_heartbeat),
+OPEN_ROUTES: list[Route] = [
+    (method, path, handler)
+    for path, handler in zip(OPEN_PATHS, (handle_primary, handle_replica, handle_health), strict=True)
+    for method in ("GET", "HEAD")
+]
+# With the token: grants. The one control call the intranet listener also serves, as the control
+# plane's fallback when the heartbeat network does not answer.
+HEARTBEAT_ROUTE: Route = ("POST", "/v1/heartbeat", handle_heartbeat)
+# With the token, on the heartbeat network only.
+COMMAND_ROUTES: list[Route] = [
     ("POST", "/v1/role", handle_role),
     ("GET", "/v1/inventory", handle_inventory_get),
     ("PUT", "/v1/inventory", handle_inventory_put),
@@ -142,5 +145,12 @@ ROUTES: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamRespons
 
 
 def add_control_routes(app: web.Application, prefix: str = "") -> None:
-    for method, path, handler in ROUTES:
+    """Everything of this module: the heartbeat network's listener (and the simulator)."""
+    for method, path, handler in [*OPEN_ROUTES, HEARTBEAT_ROUTE, *COMMAND_ROUTES]:
         app.router.add_route(method, prefix + path, handler)
+
+
+def add_intranet_routes(app: web.Application) -> None:
+    """The intranet listener: the open paths and the fallback heartbeat; anything else is 404."""
+    for method, path, handler in [*OPEN_ROUTES, HEARTBEAT_ROUTE]:
+        app.router.add_route(method, path, handler)

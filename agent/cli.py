@@ -12,7 +12,7 @@ import time
 from aiohttp import web
 
 from agent import data, sync
-from agent.appliance import OPEN_PATHS, RESOLVE, Appliance, add_control_routes, stamp_receipt
+from agent.appliance import OPEN_PATHS, RESOLVE, Appliance, add_control_routes, add_intranet_routes, stamp_receipt
 from agent.checks import CheckRunner
 from agent.clock import mono
 from agent.config import AgentConfig, ConfigError, load_config
@@ -66,7 +66,7 @@ class Agent:
         # Sync sources are the peer (the primary): the same CA verifies them.
         self.sync = sync.SyncManager(self.core, self.data, config.state_dir, self._peer_ssl())
         self.app = self.build_app()
-        self.runner: web.AppRunner | None = None
+        self.runners: list[web.AppRunner] = []
         self._ticker: asyncio.Task[None] | None = None
 
     def _peer_ssl(self) -> ssl.SSLContext | None:
@@ -82,6 +82,7 @@ class Agent:
         return ctx
 
     def build_app(self) -> web.Application:
+        """The heartbeat network's listener: every call."""
         app = web.Application(
             middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p in OPEN_PATHS)],
             client_max_size=1024 * 1024,
@@ -92,13 +93,34 @@ class Agent:
         sync.add_routes(app, self.sync)
         return app
 
+    def build_intranet_app(self) -> web.Application:
+        """The intranet listener, which users' networks reach: the open paths and the control
+        plane's fallback heartbeat only. Every other path is 404 there, token or not."""
+        # Only the heartbeat needs the token here; any other path is open or not routed at all.
+        app = web.Application(
+            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p != "/v1/heartbeat")],
+            client_max_size=64 * 1024,
+        )
+        app[RESOLVE] = lambda request: self.appliance
+        add_intranet_routes(app)
+        return app
+
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self.runner.setup()
         ctx = self._server_ssl()
-        for listen in (self.config.heartbeat_listen, self.config.intranet_listen):
-            if listen is not None:
-                await web.TCPSite(self.runner, listen.host, listen.port, ssl_context=ctx, reuse_address=True).start()
+        listeners = [(self.app, self.config.heartbeat_listen)]
+        if self.config.intranet_listen is not None:
+            listeners.append((self.build_intranet_app(), self.config.intranet_listen))
+        for app, listen in listeners:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            self.runners.append(runner)
+            await web.TCPSite(runner, listen.host, listen.port, ssl_context=ctx, reuse_address=True).start()
+        if self.config.plain_http_exposed():
+            log.warning(
+                "%s: --insecure: plain HTTP on %s, reachable beyond this host",
+                self.config.name,
+                ", ".join(map(str, self.config.plain_http_exposed())),
+            )
         self.checks.start()
         self.peer.start()
         self._ticker = asyncio.create_task(self._tick())
@@ -124,8 +146,8 @@ class Agent:
         await self.sync.stop()
         await self.peer.stop()
         await self.checks.stop()
-        if self.runner:
-            await self.runner.cleanup()
+        for runner in self.runners:
+            await runner.cleanup()
         if self.hook:  # after the listeners: no role command can start another one
             await self.hook.stop()
         self.serving_log.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import shlex
@@ -22,6 +23,16 @@ class Listen:
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    @property
+    def loopback(self) -> bool:
+        """Reachable from this host only (a name other than localhost counts as not)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
 
 @dataclass
 class AgentConfig:
@@ -40,6 +51,13 @@ class AgentConfig:
     max_body_mb: float = 1024.0
     on_role_change: str | None = None
     on_role_change_timeout: float = DEFAULT_HOOK_TIMEOUT_S
+    insecure: bool = False
+
+    def plain_http_exposed(self) -> list[Listen]:
+        """Listeners that would serve plain HTTP beyond this host."""
+        if self.tls_cert:
+            return []
+        return [listen for listen in (self.heartbeat_listen, self.intranet_listen) if listen and not listen.loopback]
 
 
 class ConfigError(ValueError):
@@ -115,13 +133,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--intranet-listen",
         metavar="HOST:PORT",
-        help="optional second listen address (intranet); serves the same calls",
+        help="optional second listen address (intranet): serves only /v1/primary, /v1/replica, "
+        "/v1/health and POST /v1/heartbeat (the control plane's fallback); anything else is 404",
     )
     p.add_argument("--data-dir", type=Path, help="data directory served by /v1/data (required)")
     p.add_argument("--state-dir", type=Path, help="state directory: state.json, inventory.json, serving.log (required)")
-    p.add_argument("--token", help="bearer token every call but GET /v1/primary must carry (default: $DMS_AGENT_TOKEN)")
+    p.add_argument(
+        "--token",
+        help="bearer token every call but /v1/primary, /v1/replica and /v1/health must carry "
+        "(default: $DMS_AGENT_TOKEN)",
+    )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS on both listeners")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    p.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="allow plain HTTP (no --tls-cert) on a listen address that is not loopback; without it "
+        "the agent refuses to start that way",
+    )
     p.add_argument("--peer-ca", type=Path, help="CA file to verify an HTTPS peer (default: the system's CAs)")
     p.add_argument(
         "--check",
@@ -232,6 +262,9 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         return Path(value) if value else None
 
     intranet = opt("intranet_listen")
+    insecure = opt("insecure", False)
+    if not isinstance(insecure, bool):
+        raise ConfigError("insecure must be true or false")
     hook, hook_timeout = parse_hook(opt("on_role_change"), opt("on_role_change_timeout", DEFAULT_HOOK_TIMEOUT_S))
     config = AgentConfig(
         name=opt("name") or os.uname().nodename,
@@ -249,5 +282,13 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         max_body_mb=float(opt("max_body_mb", 1024.0)),
         on_role_change=hook,
         on_role_change_timeout=hook_timeout,
+        insecure=insecure,
     )
+    exposed = config.plain_http_exposed()
+    if exposed and not config.insecure:
+        raise ConfigError(
+            f"refusing plain HTTP on {', '.join(map(str, exposed))} (not a loopback address): the token "
+            "and the grants would cross the network in clear. Give --tls-cert and --tls-key, or "
+            "--insecure to run like this anyway"
+        )
     return config, str(opt("log_level", "INFO")).upper()
