@@ -39,13 +39,16 @@ class CheckRunner:
         self.states = [CheckState(spec) for spec in specs]
         self._tasks: list[asyncio.Task[None]] = []
 
-    def critical_ok(self) -> bool:
-        return all(s.ok for s in self.states if s.spec.critical)
+    def critical_failing(self) -> list[str]:
+        """Names of the critical checks not passing (one that has not run yet does not pass)."""
+        return [s.spec.name for s in self.states if s.spec.critical and not s.ok]
 
     def services(self) -> list[dict[str, Any]]:
-        return [{"name": s.spec.name, "critical": True, "ok": s.ok,
-                 "consecutive_failures": s.consecutive_failures}
-                for s in self.states if s.spec.critical]
+        return [
+            {"name": s.spec.name, "critical": True, "ok": s.ok, "consecutive_failures": s.consecutive_failures}
+            for s in self.states
+            if s.spec.critical
+        ]
 
     def components(self) -> list[dict[str, Any]]:
         return [{"name": s.spec.name, "ok": s.ok} for s in self.states if not s.spec.critical]
@@ -66,9 +69,13 @@ class CheckRunner:
             started = loop.time()
             ok, detail = await run_check(state.spec)
             if ok != state.ok or not state.ran:
-                log.info("check %s (%s): %s%s", state.spec.name,
-                         "critical" if state.spec.critical else "component",
-                         "ok" if ok else "FAILED", f" ({detail})" if detail else "")
+                log.info(
+                    "check %s (%s): %s%s",
+                    state.spec.name,
+                    "critical" if state.spec.critical else "component",
+                    "ok" if ok else "FAILED",
+                    f" ({detail})" if detail else "",
+                )
             state.ran = True
             state.ok = ok
             state.last_detail = detail
@@ -80,23 +87,27 @@ async def run_check(spec: CheckSpec) -> tuple[bool, str]:
     """Run the command in its own process group; a timeout kills the whole group."""
     try:
         proc = await asyncio.create_subprocess_shell(
-            spec.command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+            spec.command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
     except OSError as exc:
         return False, f"cannot start: {exc}"
     try:
         rc = await asyncio.wait_for(proc.wait(), spec.timeout)
     except TimeoutError:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
         return False, f"timed out after {spec.timeout}s"
     except asyncio.CancelledError:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         raise
     return rc == 0, "" if rc == 0 else f"exit status {rc}"
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:

@@ -12,10 +12,12 @@ import time
 from aiohttp import web
 
 from agent import data, sync
-from agent.appliance import RESOLVE, Appliance, add_control_routes, stamp_receipt
+from agent.appliance import OPEN_PATHS, RESOLVE, Appliance, add_control_routes, add_intranet_routes, stamp_receipt
 from agent.checks import CheckRunner
+from agent.clock import mono
 from agent.config import AgentConfig, ConfigError, load_config
 from agent.core import AgentCore
+from agent.hooks import RoleChangeHook
 from agent.inventory import Inventory
 from agent.peer import PeerHeartbeater
 from agent.servinglog import FILE_NAME as SERVING_LOG
@@ -41,10 +43,20 @@ class Agent:
         self.serving_log = ServingLog(serving_log_path)
         if existed:
             # A restarted agent holds no lease: cap whatever the old process had on record.
-            self.serving_log({"stop": time.monotonic()})
-        self.core = AgentCore(mono=time.monotonic, wall=lambda: time.time() + offset,
-                              state=self.store.load(), persist=self.store.save,
-                              serving_log=self.serving_log, name=config.name, logger=log)
+            self.serving_log({"stop": mono()})
+        self.hook = (
+            RoleChangeHook(config.on_role_change, config.on_role_change_timeout) if config.on_role_change else None
+        )
+        self.core = AgentCore(
+            mono=mono,
+            wall=lambda: time.time() + offset,
+            state=self.store.load(),
+            persist=self.store.save,
+            serving_log=self.serving_log,
+            on_role_change=self.hook,
+            name=config.name,
+            logger=log,
+        )
         seed = read_json(config.inventory) if config.inventory else None
         self.inventory = Inventory(config.state_dir / "inventory.json", seed)
         self.checks = CheckRunner(config.checks)
@@ -54,7 +66,7 @@ class Agent:
         # Sync sources are the peer (the primary): the same CA verifies them.
         self.sync = sync.SyncManager(self.core, self.data, config.state_dir, self._peer_ssl())
         self.app = self.build_app()
-        self.runner: web.AppRunner | None = None
+        self.runners: list[web.AppRunner] = []
         self._ticker: asyncio.Task[None] | None = None
 
     def _peer_ssl(self) -> ssl.SSLContext | None:
@@ -70,31 +82,58 @@ class Agent:
         return ctx
 
     def build_app(self) -> web.Application:
+        """The heartbeat network's listener: every call."""
         app = web.Application(
-            middlewares=[stamp_receipt, json_errors,
-                         bearer_auth(self.config.token, lambda p: p == "/v1/primary")],
-            client_max_size=1024 * 1024)  # JSON bodies; file PUTs stream past this limit
+            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p in OPEN_PATHS)],
+            client_max_size=1024 * 1024,
+        )  # JSON bodies; file PUTs stream past this limit
         app[RESOLVE] = lambda request: self.appliance
         add_control_routes(app)
         data.add_routes(app, self.data)
         sync.add_routes(app, self.sync)
         return app
 
+    def build_intranet_app(self) -> web.Application:
+        """The intranet listener, which users' networks reach: the open paths and the control
+        plane's fallback heartbeat only. Every other path is 404 there, token or not."""
+        # Only the heartbeat needs the token here; any other path is open or not routed at all.
+        app = web.Application(
+            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p != "/v1/heartbeat")],
+            client_max_size=64 * 1024,
+        )
+        app[RESOLVE] = lambda request: self.appliance
+        add_intranet_routes(app)
+        return app
+
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self.runner.setup()
         ctx = self._server_ssl()
-        for listen in (self.config.heartbeat_listen, self.config.intranet_listen):
-            if listen is not None:
-                await web.TCPSite(self.runner, listen.host, listen.port, ssl_context=ctx,
-                                  reuse_address=True).start()
+        listeners = [(self.app, self.config.heartbeat_listen)]
+        if self.config.intranet_listen is not None:
+            listeners.append((self.build_intranet_app(), self.config.intranet_listen))
+        for app, listen in listeners:
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            self.runners.append(runner)
+            await web.TCPSite(runner, listen.host, listen.port, ssl_context=ctx, reuse_address=True).start()
+        if self.config.plain_http_exposed():
+            log.warning(
+                "%s: --insecure: plain HTTP on %s, reachable beyond this host",
+                self.config.name,
+                ", ".join(map(str, self.config.plain_http_exposed())),
+            )
         self.checks.start()
         self.peer.start()
         self._ticker = asyncio.create_task(self._tick())
-        log.info("%s: listening on %s%s (%s), role %s epoch %d seq %d", self.config.name,
-                 self.config.heartbeat_listen,
-                 f" and {self.config.intranet_listen}" if self.config.intranet_listen else "",
-                 "https" if ctx else "http", self.core.role, self.core.epoch, self.core.seq)
+        log.info(
+            "%s: listening on %s%s (%s), role %s epoch %d seq %d",
+            self.config.name,
+            self.config.heartbeat_listen,
+            f" and {self.config.intranet_listen}" if self.config.intranet_listen else "",
+            "https" if ctx else "http",
+            self.core.role,
+            self.core.epoch,
+            self.core.seq,
+        )
 
     async def _tick(self) -> None:
         while True:
@@ -107,8 +146,10 @@ class Agent:
         await self.sync.stop()
         await self.peer.stop()
         await self.checks.stop()
-        if self.runner:
-            await self.runner.cleanup()
+        for runner in self.runners:
+            await runner.cleanup()
+        if self.hook:  # after the listeners: no role command can start another one
+            await self.hook.stop()
         self.serving_log.close()
 
 
@@ -130,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dms-agent: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         asyncio.run(serve(config))
     except OSError as exc:  # e.g. the port is taken: one line, not a traceback

@@ -1,8 +1,9 @@
 """The agent's decision logic (DESIGN §4a), free of I/O so it can be unit-tested and shared.
 
 `AgentCore` owns role, epoch, seq, candidacy, the lease and the granter bookkeeping of one
-appliance. It never reads a clock by itself: callers hand it monotonic and wall readings taken at
-the right moment (a heartbeat's monotonic receipt time is taken before anything else). Persistence
+appliance. It never reads a clock by itself: callers hand it clock functions (the real agent's
+"mono" is `agent.clock.mono`, CLOCK_BOOTTIME) and readings taken at the right moment (a heartbeat's
+receipt time is taken before anything else). Persistence
 and the serving-interval log are injected callables, so the real agent writes them to disk and the
 simulator keeps everything in memory.
 """
@@ -108,6 +109,7 @@ class Settings:
 
     peer_url: str | None = None
     peer_token: str | None = None
+    cluster: str | None = None  # the cluster's name, handed to the role-change hook
     interval_s: float = DEFAULT_INTERVAL_S
     lease_s: float = 2 * DEFAULT_INTERVAL_S
     max_grant_delay: float = DEFAULT_MAX_GRANT_DELAY
@@ -129,21 +131,14 @@ class Candidacy:
         }
 
 
-@dataclass
-class GrantTicket:
-    """A grant the secondary recorded before sending it; lets a refused connection undo it."""
-
-    epoch: int
-    lease_s: float
-    previous_sent: float | None
-
-
 class AgentCore:
     """Role, epoch, seq, candidacy and lease of one appliance.
 
     `mono` and `wall` are clock functions (wall already includes any configured offset).
     `persist(dict)` is called after every change of durable state, before the change is
-    acknowledged; `serving_log(dict)` receives write-ahead serving-interval records.
+    acknowledged; `serving_log(dict)` receives write-ahead serving-interval records;
+    `on_role_change(role, epoch, cluster)` is told of every persisted change of role or epoch (it
+    must return at once: the real agent starts its hook in the background).
     """
 
     def __init__(
@@ -154,6 +149,7 @@ class AgentCore:
         state: Mapping[str, Any] | None = None,
         persist: Callable[[dict[str, Any]], None] | None = None,
         serving_log: Callable[[dict[str, Any]], None] | None = None,
+        on_role_change: Callable[[str, int, str], None] | None = None,
         name: str = "agent",
         logger: logging.Logger | None = None,
     ) -> None:
@@ -163,6 +159,7 @@ class AgentCore:
         self.log = logger or log
         self._persist = persist
         self._serving_log = serving_log
+        self._on_role_change = on_role_change
         self.started_mono = mono()
         self.role = "unconfigured"
         self.epoch = 0
@@ -218,15 +215,20 @@ class AgentCore:
         if self._persist is not None:
             self._persist(self.durable_state())
 
+    def _role_changed(self) -> None:
+        """Tell the hook; the change is on disk already, so nothing here may undo or fail it."""
+        if self._on_role_change is None:
+            return
+        try:
+            self._on_role_change(self.role, self.epoch, self.settings.cluster or self.name)
+        except Exception:
+            self.log.exception("%s: could not start the role-change hook", self.name)
+
     # -- serving ----------------------------------------------------------------------------
 
     def holds_lease(self, mono_now: float | None = None) -> bool:
         now = self.mono() if mono_now is None else mono_now
         return self.role == "primary" and self.lease_epoch == self.epoch and now < self.lease_until
-
-    def is_serving(self, critical_ok: bool, mono_now: float | None = None) -> bool:
-        """The answer of `GET /v1/primary`, computed afresh (DESIGN §4.1)."""
-        return critical_ok and self.holds_lease(mono_now)
 
     def _drop_lease(self, why: str) -> None:
         """Stop serving now; the stop is logged before the caller acknowledges anything."""
@@ -277,6 +279,7 @@ class AgentCore:
             self.role = "secondary"
             self.candidacy = None
             self._save()
+            self._role_changed()
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -298,6 +301,16 @@ class AgentCore:
         held = self.lease_epoch == self.epoch and self.role == "primary"
         until = self.lease_until if held else 0.0
         return {"lease_until": round(until, 6), "lease_remaining_s": round(max(0.0, until - mono_now), 3)}
+
+    def timing_fields(self) -> dict[str, float]:
+        """The timing settings in force, so the control plane can see that a change arrived."""
+        s = self.settings
+        return {
+            "interval_s": s.interval_s,
+            "lease_s": s.lease_s,
+            "max_grant_delay": s.max_grant_delay,
+            "max_clock_skew": s.max_clock_skew,
+        }
 
     def peer_fields(self, mono_now: float) -> dict[str, Any]:
         return {
@@ -415,6 +428,7 @@ class AgentCore:
                 seq,
                 f" candidacy {self.candidacy.id}" if self.candidacy else "",
             )
+            self._role_changed()
         return {**self.status(self.mono()), **self.lease_fields(self.mono()), **grant_result}
 
     def _check_promotion(self, candidacy: dict[str, Any] | None) -> None:
@@ -438,6 +452,7 @@ class AgentCore:
         return Settings(
             peer_url=get_str(body, "peer_url", required=False) or held.peer_url,
             peer_token=get_str(body, "peer_token", required=False) or held.peer_token,
+            cluster=get_str(body, "cluster", required=False) or held.cluster,
             interval_s=interval,
             lease_s=get_number(body, "lease_s", default=default_lease, positive=True),
             max_grant_delay=get_number(body, "max_grant_delay", default=held.max_grant_delay, minimum=0),
@@ -470,40 +485,53 @@ class AgentCore:
             "now": self.wall(),
             **self.lease_fields(now),
             "uptime_s": round(now - self.started_mono, 3),
+            "settings": self.timing_fields(),
             "grant_accepted": reason is None,
             "grant_refused_reason": reason,
         }
 
     # -- granting (secondary → peer) --------------------------------------------------------
 
-    def begin_grant(self) -> GrantTicket | None:
-        """Prepare the next heartbeat to the peer; None when this agent sends none.
+    def begin_grant(self) -> str | None:
+        """The peer URL this slot's heartbeat goes to; None when this agent sends none.
 
-        A grant is recorded here, before it is sent (§4a.2). Candidates probe with lease_s 0.
+        What the heartbeat grants is decided when it leaves (`grant_leaving`), not here.
         """
         self.expire()
         if self.role not in ("secondary", "candidate") or not self.settings.peer_url:
             return None
-        previous = self.last_grant_sent
-        lease = self.settings.lease_s if self.role == "secondary" and self.granting else 0.0
-        if lease > 0:
-            self.last_grant_sent = self.mono()
-        return GrantTicket(epoch=self.epoch, lease_s=lease, previous_sent=previous)
+        return self.settings.peer_url
 
-    def grant_answered(self, ticket: GrantTicket) -> None:
+    def grant_leaving(self, peer_url: str) -> dict[str, Any]:
+        """The heartbeat's body, decided, stamped and recorded now, as it leaves on an established
+        connection (rule 2: recorded before it is sent).
+
+        Stamping when the slot began would count the connection's set-up (a lost SYN costs 1 s)
+        in the grant's age, and the primary would refuse it. Only a secondary that is still
+        granting, to the peer the heartbeat was begun for, grants; otherwise (a candidate, a
+        secondary whose peer missed a slot, a candidacy or promotion arrived while connecting) it is
+        a probe with lease_s 0.
+        """
+        self.expire()
+        grants = self.role == "secondary" and self.granting and self.settings.peer_url == peer_url
+        sent_at = self.wall()
+        if grants:
+            # Read after the stamp: the record is never earlier than the grant's sent_at.
+            self.last_grant_sent = self.mono()
+        return {"epoch": self.epoch, "lease_s": self.settings.lease_s if grants else 0.0, "sent_at": sent_at}
+
+    def grant_answered(self) -> None:
         self.last_answer = self.mono()
         if not self.peer_ok:
             self.log.info("%s: peer answers%s", self.name, "; granting again" if not self.granting else "")
         self.peer_ok = True
         self.granting = True
 
-    def grant_failed(self, ticket: GrantTicket, *, refused: bool) -> None:
+    def grant_failed(self, *, refused: bool) -> None:
         """No answer in this slot: stop granting until the peer answers again.
 
-        A refused connection proves the grant never left, so its record is undone.
+        Nothing to undo for a refused connection: a grant is recorded only once it leaves.
         """
-        if refused and ticket.lease_s > 0 and self.last_grant_sent is not None:
-            self.last_grant_sent = ticket.previous_sent
         if self.peer_ok is not False or self.granting:
             self.log.info(
                 "%s: no answer from peer%s; stopped granting", self.name, " (connection refused)" if refused else ""

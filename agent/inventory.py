@@ -14,7 +14,8 @@ from agent.storage import read_json, write_json_atomic
 
 EMPTY: dict[str, Any] = {
     "system": {"part_number": None, "hardware": None, "configuration": {}},
-    "licenses": [], "modules": [],
+    "licenses": [],
+    "modules": [],
 }
 
 
@@ -59,8 +60,7 @@ class Inventory:
             system = require_object(system, "field 'system'")
             configuration = system.get("configuration", configuration)
         if configuration is not None:
-            new["system"]["configuration"] = require_object(configuration,
-                                                            "field 'configuration'")
+            new["system"]["configuration"] = require_object(configuration, "field 'configuration'")
         for key in ("licenses", "modules"):
             if key in body:
                 if not isinstance(body[key], list):

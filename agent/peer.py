@@ -1,16 +1,20 @@
 """The secondary's heartbeats to its primary (DESIGN §4a.2, §4.4).
 
-Every `interval_s` slot the secondary sends `{epoch, lease_s, sent_at}` to the peer. The grant is
-recorded in the core before the request leaves; a slot without an answer stops granting (later
-probes carry `lease_s: 0`) until the peer answers again. A candidate keeps probing with
-`lease_s: 0` so it can still report whether the old primary answers.
+Every `interval_s` slot the secondary sends `{epoch, lease_s, sent_at}` to the peer. The body is
+produced as it is written on the established connection (TCP and TLS set up, headers out): only
+then is the grant decided, stamped and recorded in the core, so the time spent connecting never
+ages it. A slot without an answer stops granting (later probes carry `lease_s: 0`) until the peer
+answers again. A candidate keeps probing with `lease_s: 0` so it can still report whether the old
+primary answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
+from collections.abc import AsyncIterator
 
 import aiohttp
 
@@ -37,41 +41,47 @@ class PeerHeartbeater:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        connector = aiohttp.TCPConnector(ssl=self.peer_ssl if self.peer_ssl is not None else True,
-                                         limit=4)
+        connector = aiohttp.TCPConnector(ssl=self.peer_ssl if self.peer_ssl is not None else True, limit=4)
         # A User-Agent of its own lets operators (and the fault proxy of the tests) tell peer
         # heartbeats from the control plane's.
         async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": "dms-agent-peer/1"}) as session:
             next_slot = loop.time()
             while True:
-                ticket = self.core.begin_grant()
-                if ticket is None:
+                peer_url = self.core.begin_grant()
+                if peer_url is None:
                     await asyncio.sleep(IDLE_POLL_S)
                     next_slot = loop.time()
                     continue
                 interval = self.core.settings.interval_s
-                await self._send(session, ticket, timeout=interval * 0.8)
+                await self._send(session, peer_url, timeout=interval * 0.8)
                 next_slot += interval
                 now = loop.time()
                 if next_slot < now:  # we overran: skip the missed slots rather than burst
                     next_slot = now
                 await asyncio.sleep(next_slot - now)
 
-    async def _send(self, session: aiohttp.ClientSession, ticket, timeout: float) -> None:
+    async def _send(self, session: aiohttp.ClientSession, peer_url: str, timeout: float) -> None:
         core = self.core
-        url = (core.settings.peer_url or "").rstrip("/") + "/v1/heartbeat"
-        body = {"epoch": ticket.epoch, "lease_s": ticket.lease_s, "sent_at": core.wall()}
-        headers = {"Authorization": f"Bearer {core.settings.peer_token or ''}"}
+
+        async def body() -> AsyncIterator[bytes]:
+            # aiohttp asks for the body only once the connection is up (sent chunked).
+            yield json.dumps(core.grant_leaving(peer_url)).encode()
+
+        headers = {"Authorization": f"Bearer {core.settings.peer_token or ''}", "Content-Type": "application/json"}
         try:
-            async with session.post(url, json=body, headers=headers,
-                                    timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            async with session.post(
+                peer_url.rstrip("/") + "/v1/heartbeat",
+                data=body(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as resp:
                 await resp.read()
                 if resp.status == 401:
                     log.warning("%s: peer refused our token (401)", core.name)
         except aiohttp.ClientConnectorError as exc:
             refused = isinstance(exc.os_error, ConnectionRefusedError)
-            core.grant_failed(ticket, refused=refused)
+            core.grant_failed(refused=refused)
         except (TimeoutError, aiohttp.ClientError, OSError):
-            core.grant_failed(ticket, refused=False)
+            core.grant_failed(refused=False)
         else:
-            core.grant_answered(ticket)
+            core.grant_answered()

@@ -3,8 +3,8 @@
 `<state-dir>/serving.log` holds JSON lines, written ahead of the fact:
 `{"start": mono, "end": mono, "epoch": E}` before a grant's lease takes effect, and
 `{"stop": mono}` when serving ends early (demotion, restart), which caps every earlier interval.
-Times are CLOCK_MONOTONIC, shared by every process on a host, so the intervals of all agents of a
-cluster run on one machine can be compared directly.
+Times are the agent's clock (`agent.clock.mono`, CLOCK_BOOTTIME), shared by every process on a
+host, so the intervals of all agents of a cluster run on one machine can be compared directly.
 """
 
 from __future__ import annotations

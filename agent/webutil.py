@@ -43,9 +43,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        return web.json_response({"error": exc.reason}, status=exc.status,
-                                 headers={k: v for k, v in exc.headers.items()
-                                          if k.lower() == "allow"})
+        return web.json_response(
+            {"error": exc.reason},
+            status=exc.status,
+            headers={k: v for k, v in exc.headers.items() if k.lower() == "allow"},
+        )
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return error_response(500, "internal error (see the agent's log)")

@@ -173,6 +173,8 @@ def test_help_documents_every_option() -> None:
         "--inventory",
         "--max-body-mb",
         "--config",
+        "--on-role-change",
+        "--on-role-change-timeout",
     ]:
         assert option in out
 
@@ -229,6 +231,27 @@ def test_a_missing_required_option_is_one_clear_line(tmp_path) -> None:
     assert "--heartbeat-listen" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--on-role-change", "/bin/hook 'unbalanced"], "--on-role-change"),
+        (["--on-role-change", "  "], "needs a command"),
+        (["--on-role-change", "true", "--on-role-change-timeout", "0"], "must be > 0"),
+    ],
+)
+def test_a_bad_hook_option_is_one_clear_line(tmp_path, args: list[str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agent", "--heartbeat-listen", "127.0.0.1:1", "--data-dir", str(tmp_path)]
+        + ["--state-dir", str(tmp_path), "--token", "t", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
 def test_it_logs_role_changes_and_refusals_without_the_token(agent_factory) -> None:
     agent = agent_factory("a1", token="s3cret-token-value")
     agent.role("primary", 1, 1, peer_token="peer-s3cret")
@@ -258,6 +281,7 @@ def test_heartbeat_and_role_answers_have_the_documented_shape(agent_factory) -> 
         "lease_until",
         "lease_remaining_s",
         "uptime_s",
+        "settings",
         "services",
         "components",
         "peer",
@@ -265,4 +289,5 @@ def test_heartbeat_and_role_answers_have_the_documented_shape(agent_factory) -> 
         "grant_refused_reason",
     }
     assert set(answer["peer"]) == {"ok", "last_answer_age_s", "last_grant_sent_age_s"}
+    assert answer["settings"] == {"interval_s": 0.5, "lease_s": 1.0, "max_grant_delay": 0.25, "max_clock_skew": 0.1}
     assert set(answer["services"][0]) == {"name", "critical", "ok", "consecutive_failures"}

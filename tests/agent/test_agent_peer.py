@@ -6,14 +6,16 @@ import time
 
 import pytest
 
+from tests.agent.syn_drop import SynDropRelay
 from tests.support.agents import AgentProcess, wait_until
-from tests.support.serving import PrimaryPoller, assert_no_overlap
+from tests.support.serving import PrimaryPoller, assert_no_overlap, clock
 
 pytestmark = pytest.mark.integration
 
 INTERVAL = 0.2
 LEASE = 0.6
 SETTINGS = {"interval_s": INTERVAL, "lease_s": LEASE, "max_grant_delay": 0.25, "max_clock_skew": 0.1}
+DEFAULTS = {"interval_s": 2.0, "lease_s": 4.0, "max_grant_delay": 0.25, "max_clock_skew": 0.1}  # the product's
 
 
 def pair(agent_factory, **overrides: float) -> tuple[AgentProcess, AgentProcess]:
@@ -48,6 +50,22 @@ def test_secondary_grants_keep_the_primary_serving(agent_factory) -> None:
     assert peer["last_grant_sent_age_s"] < 2 * INTERVAL
 
 
+def test_a_settings_change_reaches_both_agents_without_a_gap(agent_factory) -> None:
+    primary, secondary = pair(agent_factory, max_grant_delay=1.0)
+    primary.wait_primary_status(200, timeout=3)
+    new = {**SETTINGS, "interval_s": 0.3, "lease_s": 0.9, "max_grant_delay": 1.0}
+    with PrimaryPoller([primary.heartbeat_url]) as poller:
+        wait_until(lambda: len(poller.answers()) >= 3, 3, message="polls before")
+        assert primary.role("primary", 1, 3, **new)[0] == 200
+        assert secondary.role("secondary", 1, 4, **new)[0] == 200
+        seen = len(poller.answers())
+        wait_until(lambda: len(poller.answers()) >= seen + 10, 5, message="10 polls after")
+    assert {a.status for a in poller.answers()} == {200}  # the lease was neither dropped nor let lapse
+    for agent in (primary, secondary):
+        assert agent.heartbeat(0, 0)["settings"] == {k: new[k] for k in DEFAULTS}
+    assert peer_of(secondary)["ok"] is True and peer_of(secondary)["last_grant_sent_age_s"] < 2 * 0.3
+
+
 def test_secondary_stops_granting_after_a_missed_answer_and_resumes(agent_factory) -> None:
     primary, secondary = pair(agent_factory)
     primary.wait_primary_status(200, timeout=3)
@@ -74,7 +92,7 @@ def test_a_dead_primary_gets_no_more_grants(agent_factory) -> None:
     primary.wait_primary_status(200, timeout=3)
     primary.kill()
     wait_until(lambda: peer_of(secondary)["ok"] is False, 3, message="peer down")
-    # Later slots carry lease_s 0 (and refused ones are undone): the age only grows.
+    # Later slots carry lease_s 0 (and a refused connection records none): the age only grows.
     age = peer_of(secondary)["last_grant_sent_age_s"]
     wait_until(lambda: peer_of(secondary)["last_grant_sent_age_s"] > age + 2 * INTERVAL, 3, message="age grows")
 
@@ -150,3 +168,26 @@ def test_a_candidacy_survives_a_restart_with_its_deadline(agent_factory) -> None
     assert 25 < answer["candidacy"]["remaining_s"] <= 30
     # Conservative after a restart: the last grant counts as sent at process start.
     assert answer["peer"]["last_grant_sent_age_s"] is not None
+
+
+def test_the_first_grant_over_a_link_that_recovers_while_connecting_is_accepted(agent_factory) -> None:
+    # At the default timing. The secondary's first grant waits ~1 s for its connection (the link
+    # drops its SYN, then recovers; the kernel retransmits the SYN after 1 s). Stamped as it
+    # leaves, it arrives fresh and the primary serves from that slot on, not from the next one.
+    primary = agent_factory("p")
+    secondary = agent_factory("s")
+    assert primary.role("primary", 1, 1, **DEFAULTS)[0] == 200
+    relay = SynDropRelay(primary.heartbeat_port)
+    try:
+        status, _ = secondary.role("secondary", 1, 2, peer_url=relay.url, peer_token=primary.token, **DEFAULTS)
+        assert status == 200
+        configured = clock()
+        wait_until(lambda: clock() >= configured + 0.3, 2, message="the link cut for 0.3 s")
+        relay.open()
+        primary.wait_primary_status(200, timeout=2 * DEFAULTS["interval_s"] + 1)
+    finally:
+        relay.close()
+    [(start, _end), *_] = primary.serving_intervals()
+    assert configured + 0.9 < start < configured + 1.5, "served from the first slot's grant (~1 s late), not the next"
+    assert "grant refused" not in primary.log_text()
+    assert peer_of(secondary)["ok"] is True

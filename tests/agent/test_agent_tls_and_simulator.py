@@ -95,6 +95,9 @@ def test_the_simulator_answers_under_prefixes(simulator) -> None:
     assert call(simulator, "GET", "/a/198/v1/primary", token=None)[0] == 503
     assert call(simulator, "POST", "/a/1/v1/heartbeat", {"epoch": 1}, token=None)[0] == 401
     assert call(simulator, "GET", "/a/200/v1/primary", token=None)[0] == 404
+    assert call(simulator, "GET", "/a/3/v1/health", token=None)[1]["role"] == "primary"
+    assert call(simulator, "GET", "/a/3/v1/replica", token=None)[0] == 503
+    assert call(simulator, "GET", "/a/3/v1/inventory", token=None)[0] == 401
     status, body = call(simulator, "POST", "/a/5/v1/role", {"role": "secondary", "epoch": 1, "seq": 1})
     assert status == 409 and body["role"] == "primary"
     status, body = call(simulator, "POST", "/a/5/v1/role", {"role": "secondary", "epoch": 2, "seq": 2})

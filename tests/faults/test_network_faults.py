@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.support.agents import wait_until
+from tests.support.serving import clock
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +38,7 @@ def _assert_no_failover_and_served(under_test, since: float) -> None:
 def test_one_way_loss_on_one_network_is_neither_a_failover_nor_an_outage(make_cluster, network, loss):
     under_test = make_cluster(f"oneway-{network}-{loss.replace('_', '-')}", proxied=True, notify=True)
     proxy = under_test.proxies[under_test.primary_agent.name][network]
-    start = time.monotonic()
+    start = clock()
 
     proxy.set("control", loss)
     _hold(6 * under_test.cluster.heartbeat_interval)  # twice the failover threshold
@@ -55,7 +56,7 @@ def test_one_way_loss_on_one_network_is_neither_a_failover_nor_an_outage(make_cl
 def test_the_secondarys_link_to_the_primary_cut_alone_is_a_link_event(make_cluster):
     under_test = make_cluster("peer-cut", proxied=True, notify=True)
     proxy = under_test.proxies[under_test.primary_agent.name]["heartbeat"]
-    start = time.monotonic()
+    start = clock()
 
     proxy.set("peer", "black_hole")
     down = under_test.wait_event("heartbeat_link_down", 20)

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.support.agents import wait_until
+from tests.support.serving import clock
 
 pytestmark = pytest.mark.integration
 
@@ -20,10 +21,10 @@ def test_with_control_plane_and_secondary_stopped_the_primary_stops_at_lease_end
     for process in control_plane.values():
         process.signal(signal.SIGSTOP)
     under_test.secondary_agent.stop()
-    stopped = time.monotonic()
+    stopped = clock()
     try:
         under_test.primary_agent.wait_primary_status(503, timeout=bound + 2)
-        stopped_serving = time.monotonic() - stopped
+        stopped_serving = clock() - stopped
     finally:
         under_test.secondary_agent.cont()
         for process in control_plane.values():

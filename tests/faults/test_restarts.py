@@ -20,6 +20,7 @@ from dms_admin.redis import redis_client
 from tests.support.agents import wait_until
 from tests.support.controlplane import restart_control_plane
 from tests.support.redis_server import PrivateRedis
+from tests.support.serving import clock
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ def test_a_redis_restart_during_heartbeats_is_neither_an_outage_nor_a_failover(
     make_cluster, control_plane, suite_redis
 ):
     under_test = make_cluster("redis-restart", notify=True)
-    start = time.monotonic()
+    start = clock()
 
     restarted = _restart_redis(suite_redis, control_plane)
 

@@ -53,8 +53,9 @@ class AgentProcess:
 
     `checks` are dicts `{name, command, critical, interval, timeout}`; `tls` is a
     `(cert_path, key_path)` pair; `inventory` a dict written to a file and passed as
-    `--inventory`. Calls go through `request()` (a new connection each time, so a stopped or
-    killed agent cannot wedge a pooled connection).
+    `--inventory`; `prefix` goes before the command (e.g. `unshare ...`). Calls go through
+    `request()` (a new connection each time, so a stopped or killed agent cannot wedge a pooled
+    connection).
     """
 
     def __init__(
@@ -72,6 +73,7 @@ class AgentProcess:
         max_body_mb: float | None = None,
         extra_args: list[str] | None = None,
         host: str = "127.0.0.1",
+        prefix: list[str] | None = None,
     ) -> None:
         self.base_dir = Path(base_dir)
         self.name = name
@@ -83,6 +85,7 @@ class AgentProcess:
         self.inventory = inventory
         self.max_body_mb = max_body_mb
         self.extra_args = extra_args or []
+        self.prefix = prefix or []
         self.host = host
         self.heartbeat_port = free_port(host)
         self.intranet_port = free_port(host) if intranet else None
@@ -112,6 +115,7 @@ class AgentProcess:
 
     def command(self) -> list[str]:
         cmd = [
+            *self.prefix,
             sys.executable,
             "-m",
             "agent",
@@ -234,7 +238,7 @@ class AgentProcess:
             return ""
 
     def serving_intervals(self) -> list[tuple[float, float]]:
-        """Merged (start, end) monotonic serving intervals from the agent's serving log."""
+        """Merged (start, end) serving intervals from the agent's serving log (`agent.clock.mono`)."""
         from agent.servinglog import FILE_NAME, read_serving_intervals
 
         return read_serving_intervals(self.state_dir / FILE_NAME)
@@ -261,7 +265,7 @@ class AgentProcess:
         timeout: float = 5.0,
         url: str | None = None,
     ) -> tuple[int, Any]:
-        """Send one request; return (status, decoded JSON or raw bytes when not JSON).
+        """Send one request; return (status, decoded JSON or raw bytes when not JSON or HEAD).
 
         `path` is sent exactly as given (no normalisation), so traversal tests can use it.
         `url` picks another base URL of this agent (e.g. `intranet_url`).
@@ -288,7 +292,7 @@ class AgentProcess:
             data = resp.read()
         finally:
             conn.close()
-        if resp.getheader("Content-Type", "").startswith("application/json"):
+        if method != "HEAD" and resp.getheader("Content-Type", "").startswith("application/json"):
             return resp.status, json.loads(data)
         return resp.status, data
 

@@ -1,10 +1,13 @@
 """Checks of invariant 1 (never two serving primaries), white-box and black-box.
 
-White box: each agent's serving log gives its serving intervals on the host's CLOCK_MONOTONIC
-(shared by every process on this machine), so `assert_no_overlap` compares them directly.
+White box: each agent's serving log gives its serving intervals on the agent's clock
+(`agent.clock.mono`, the host's CLOCK_BOOTTIME, shared by every process on this machine), so
+`assert_no_overlap` compares them directly.
 
 Black box: `PrimaryPoller` asks several `/v1/primary` URLs every 100 ms, recording each answer's
-send and receive time. An answer was produced somewhere inside its [send, receive] window, so two
+send and receive time on that same clock (`clock()`: tests compare their own readings with the
+answers and the logs through it, never through `time.monotonic()`, which stops while the host is
+suspended). An answer was produced somewhere inside its [send, receive] window, so two
 200s overlap for certain only when one URL is known to serve through a whole stretch in which the
 other answered 200: see `PrimaryPoller.check_no_overlap`.
 """
@@ -14,10 +17,11 @@ from __future__ import annotations
 import http.client
 import ssl
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+from agent.clock import mono as clock
 
 Interval = tuple[float, float]
 
@@ -46,8 +50,8 @@ def assert_no_overlap(*interval_lists: Sequence[Interval]) -> None:
 @dataclass(frozen=True)
 class Answer:
     url: str
-    sent: float  # time.monotonic() before the request left
-    received: float  # time.monotonic() after the answer (or the error) came back
+    sent: float  # clock() before the request left
+    received: float  # clock() after the answer (or the error) came back
     status: int | None  # None: no answer (refused, timeout)
 
 
@@ -102,15 +106,15 @@ class PrimaryPoller:
 
     def _poll(self, base_url: str) -> None:
         parts = urlsplit(base_url)
-        next_time = time.monotonic()
+        next_time = clock()
         while not self._stop.is_set():
-            sent = time.monotonic()
+            sent = clock()
             status = self._get(parts.scheme, parts.hostname or "", parts.port or 80)
-            answer = Answer(base_url, sent, time.monotonic(), status)
+            answer = Answer(base_url, sent, clock(), status)
             with self._lock:
                 self._answers[base_url].append(answer)
-            next_time = max(next_time + self.period, time.monotonic())
-            self._stop.wait(next_time - time.monotonic())
+            next_time = max(next_time + self.period, clock())
+            self._stop.wait(next_time - clock())
 
     def _get(self, scheme: str, host: str, port: int) -> int | None:
         if scheme == "https":
