@@ -59,6 +59,7 @@ class RoleCommand:
             "role": self.role,
             "epoch": self.epoch,
             "seq": seq,
+            "cluster": cluster.name,  # for the agent's role-change hook (agent/README.md)
             "interval_s": cluster.heartbeat_interval,
             "lease_s": cluster.effective_lease_s,
             "max_grant_delay": cluster.max_grant_delay,
