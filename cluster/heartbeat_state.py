@@ -66,15 +66,6 @@ end
 return out
 """
 
-# A refused connection proves the grant never left: put back the previous record, unless a later
-# grant was recorded meanwhile.
-_UNDO_GRANT = """
-if redis.call('HGET', KEYS[1], 'sent_at') == ARGV[1] then
-  if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'sent_at') else redis.call('HSET', KEYS[1], 'sent_at', ARGV[2]) end
-end
-return 1
-"""
-
 # Set the fences of KEYS to the epochs ARGV[3…] (ARGV[1] = now, ARGV[2] = 'force' or not). A fence
 # put into a Redis that had none (first use, or after a restart that lost it) records when: grants
 # before that moment are unknown (§4a.9). Without 'force' an existing fence is kept. Answers the
@@ -216,7 +207,6 @@ class HeartbeatState:
     def __init__(self, client=None):
         self.redis = client or redis_client()
         self._record = self.redis.register_script(_RECORD_GRANTS)
-        self._undo = self.redis.register_script(_UNDO_GRANT)
         self._fences = self.redis.register_script(_SET_FENCES)
         self._evaluate = self.redis.register_script(_EVALUATE_SLOTS)
 
@@ -233,9 +223,6 @@ class HeartbeatState:
         """Record a grant before sending it; (False, reason) means send none (lease_s 0)."""
         recorded, detail = self._record(keys=[fence_key(cluster_id), grant_key(cluster_id)], args=[epoch, repr(now)])
         return bool(recorded), _text(detail)
-
-    def undo_grant(self, cluster_id: int, sent_at: float, previous: str, client=None) -> None:
-        self._undo(keys=[grant_key(cluster_id)], args=[repr(sent_at), previous], client=client)
 
     def set_granting(self, cluster_id: int, granting: bool, client=None) -> None:
         (client or self.redis).hset(grant_key(cluster_id), "stopped", "0" if granting else "1")

@@ -127,55 +127,44 @@ def probe_timeout(interval: float) -> float:
 
 
 async def _probe_server(client: ProbeClient, server: ServerView, body_for, timeout: float) -> ServerProbe:
-    """The heartbeat URL, then at once the intranet URL; `body_for()` makes each attempt's body as
-    it leaves (for the primary, a grant stamped and recorded then: DESIGN amendment "every attempt
-    is a new grant", docs/protocol.md)."""
-    first = await client.call("POST", server.heartbeat_url, "/v1/heartbeat", server.token, await body_for(), timeout)
+    """The heartbeat URL, then at once the intranet URL; `body_for()` makes each attempt's body
+    once its connection is up, as it leaves (for the primary, a grant stamped and recorded then:
+    "every attempt is a new grant", docs/protocol.md)."""
+    first = await client.call("POST", server.heartbeat_url, "/v1/heartbeat", server.token, body_for, timeout)
     if first.answered:
         return ServerProbe(first)
-    second = await client.call("POST", server.intranet_url, "/v1/heartbeat", server.token, await body_for(), timeout)
+    second = await client.call("POST", server.intranet_url, "/v1/heartbeat", server.token, body_for, timeout)
     return ServerProbe(first, second)
 
 
 class SlotGrants:
     """The grants of one primary's slot. Each attempt (heartbeat URL, then intranet URL) is a grant
-    of its own, stamped and recorded right before it leaves: a retry that re-sent the first
-    attempt's grant would arrive older than the first attempt's timeout (0.9 s at the default
-    interval), over `max_grant_delay` (0.25 s), and be refused — the primary would stop serving
-    on a cut heartbeat link."""
+    of its own, stamped and recorded once its connection is up, right before it leaves: a retry
+    that re-sent the first attempt's grant would arrive older than the first attempt's timeout
+    (0.9 s at the default interval), over `max_grant_delay` (0.25 s), and be refused — the
+    primary would stop serving on a cut heartbeat link. Nothing is recorded for a connection that
+    was refused, so nothing has to be undone for it."""
 
     def __init__(self, recorder: GrantRecorder, cluster: ClusterView, may: bool, reason: str):
         self.recorder = recorder
         self.cluster = cluster
         self.may = may
         self.reason = reason  # why no grant (the first attempt's), "" when granted
-        self.attempts: list[tuple[float, str | None]] = []  # (sent_at, previous record or None)
+        self.sent = 0  # grants recorded and sent
         self.last: dict = {}
 
     async def body(self) -> dict:
         sent_at = time.time()
-        lease, previous = 0.0, None
+        lease = 0.0
         if self.may:
             recorded, detail = await self.recorder.record(self.cluster.id, self.cluster.epoch, sent_at)
             if recorded:
-                lease, previous = self.cluster.lease_s, detail
-            elif not self.attempts:
+                lease = self.cluster.lease_s
+                self.sent += 1
+            elif not self.sent and not self.last:
                 self.reason = detail
-        self.attempts.append((sent_at, previous))
         self.last = {"epoch": self.cluster.epoch, "lease_s": lease, "sent_at": sent_at}
         return self.last
-
-    @property
-    def granted(self) -> bool:
-        return any(previous is not None for _, previous in self.attempts)
-
-    def undo_refused(self, probe: ServerProbe, state: HeartbeatState, writes) -> None:
-        """A refused connection proves its grant never left: its record is put back, the latest
-        first (each undo restores the record the attempt found)."""
-        calls = (probe.via_heartbeat, probe.via_intranet)
-        for (sent_at, previous), call in reversed(list(zip(self.attempts, calls, strict=False))):
-            if previous is not None and call is not None and call.refused:
-                state.undo_grant(self.cluster.id, sent_at, previous, client=writes)
 
 
 class GrantRecorder:
@@ -240,8 +229,7 @@ async def probe_slot(
     secondary = await _probe_server(client, cluster.secondary, probe_only, timeout)  # meanwhile
     primary = await primary_call
     state = grants.state
-    if slot_grants.granted and not primary.answered:
-        slot_grants.undo_refused(primary, state, writes)
+    if not primary.answered and slot_grants.may and not slot_grants.reason:
         # A granter stops at its first slot without an answer and resumes when the primary answers.
         state.set_granting(cluster.id, False, client=writes)
     elif slot_grants.reason.startswith("stopped") and primary.answered:

@@ -72,9 +72,12 @@ def _target(method: str, base_url: str, path: str) -> Target:
     return Target((parts.scheme, host, port), host, port, tls, head.encode("ascii"))
 
 
-def _request(target: Target, token: str, body: Any) -> bytes:
+def _check_token(token: str) -> None:
     if "\r" in token or "\n" in token:
         raise InsecureAgentURL("the agent token holds a line break")
+
+
+def _request(target: Target, token: str, body: Any) -> bytes:
     payload = b"" if body is None else _encode_json(body).encode()
     typed = b"Content-Type: application/json\r\n" if body is not None else b""
     return b"".join(
@@ -252,11 +255,15 @@ class ProbeClient:
     async def call(
         self, method: str, base_url: str, path: str, token: str, body: Any = None, timeout: float = 2.0
     ) -> AgentAnswer:
+        """`body` may be an async callable: it is called once the connection is up, right before
+        the request leaves (a grant is stamped then, not before a connect that may take a second
+        when a SYN is lost), and called again if the request must be sent again."""
         sent = time.time()
         try:
             target = _target(method, base_url, path)
+            _check_token(token)  # before anything is sent or even connected
             deadline = asyncio.get_running_loop().time() + timeout
-            status, raw = await self._exchange(target, _request(target, token, body), deadline)
+            status, raw = await self._exchange(target, token, body, deadline)
         except TimeoutError:
             return AgentAnswer(0, {}, f"no answer within {timeout:g} s", False, sent, time.time())
         except OSError as error:
@@ -271,7 +278,7 @@ class ProbeClient:
             decoded = {}
         return AgentAnswer(status, decoded if isinstance(decoded, dict) else {}, "", False, sent, time.time())
 
-    async def _exchange(self, target: Target, request: bytes, deadline: float) -> tuple[int, bytes]:
+    async def _exchange(self, target: Target, token: str, body: Any, deadline: float) -> tuple[int, bytes]:
         for attempt in (1, 2):
             connection = self._idle(target.key)
             reused = connection is not None
@@ -279,7 +286,8 @@ class ProbeClient:
                 async with asyncio.timeout_at(deadline):
                     connection = await self._connect(target)
             try:
-                status, body, reusable = await connection.exchange(request, deadline)
+                request = _request(target, token, await body() if callable(body) else body)
+                status, body_bytes, reusable = await connection.exchange(request, deadline)
             except ConnectionResetError:
                 connection.close()
                 if reused and not connection.received and attempt == 1:
@@ -292,7 +300,7 @@ class ProbeClient:
                 self._release(target.key, connection)
             else:
                 connection.close()
-            return status, body
+            return status, body_bytes
         raise AssertionError("unreachable")
 
     async def _connect(self, target: Target) -> _Connection:

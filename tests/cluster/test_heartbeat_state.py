@@ -46,16 +46,6 @@ def test_a_granter_stops_at_a_slot_without_answer_and_resumes_after_one(state):
     assert state.record_grant(CLUSTER, 1, 1001.0)[0] is True
 
 
-def test_a_refused_connection_undoes_the_record(state):
-    state.load_fence(CLUSTER, 1, 900.0)
-    _, previous = state.record_grant(CLUSTER, 1, 1000.0)
-    _, previous = state.record_grant(CLUSTER, 1, 1001.0)
-
-    state.undo_grant(CLUSTER, 1001.0, previous)
-
-    assert state.grant_bound(CLUSTER) == 1000.0
-
-
 def test_after_a_redis_loss_the_wait_counts_from_the_fence_reload(state):
     state.load_fence(CLUSTER, 1, 900.0)
     state.record_grant(CLUSTER, 1, 1000.0)
