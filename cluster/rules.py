@@ -44,16 +44,8 @@ def cluster_rule_errors(*, name, application, primary, secondary, deployment, cl
         if server.platform == Platform.MCS:
             _add(errors, field, f"{server.name} is an MCS-based appliance: migrate to a UCS appliance first.")
 
-    entry = PartNumber.objects.filter(primary_part=primary.part_number).first()
-    if entry is None:
-        _add(errors, "primary", f"Part number {primary.part_number} is not a primary part in the part catalog.")
-    elif secondary.part_number != entry.failover_part:
-        _add(
-            errors,
-            "secondary",
-            f"Wrong failover part: a {entry.primary_part} primary needs a {entry.failover_part} failover "
-            f"appliance, not {secondary.part_number}.",
-        )
+    for field, message in _pairing_errors(primary, secondary, installed=cluster_pk is not None):
+        _add(errors, field, message)
 
     if isinstance(primary.hardware, dict) and isinstance(secondary.hardware, dict):
         differing = differing_fields(primary.hardware, secondary.hardware)
@@ -76,6 +68,35 @@ def cluster_rule_errors(*, name, application, primary, secondary, deployment, cl
         for message in _deployment_errors(deployment, application or primary.application, others):
             _add(errors, "deployment", message)
     return errors
+
+
+def _pairing_errors(primary, secondary, *, installed: bool) -> list[tuple[str, str]]:
+    """The part-number pairing. A new cluster's primary holds the primary part; an installed cluster
+    may hold its pair either way round, since a failover makes the failover appliance the primary
+    (and a failed-over cluster must stay editable, e.g. to put it into maintenance)."""
+    entry = PartNumber.objects.filter(primary_part=primary.part_number).first()
+    if entry is not None:
+        if secondary.part_number == entry.failover_part:
+            return []
+        return [
+            (
+                "secondary",
+                f"Wrong failover part: a {entry.primary_part} primary needs a {entry.failover_part} failover "
+                f"appliance, not {secondary.part_number}.",
+            )
+        ]
+    swapped = PartNumber.objects.filter(failover_part=primary.part_number).first() if installed else None
+    if swapped is None:
+        return [("primary", f"Part number {primary.part_number} is not a primary part in the part catalog.")]
+    if secondary.part_number == swapped.primary_part:
+        return []
+    return [
+        (
+            "secondary",
+            f"Wrong pairing: a {swapped.failover_part} appliance (primary since a failover) pairs with a "
+            f"{swapped.primary_part} appliance, not {secondary.part_number}.",
+        )
+    ]
 
 
 def _deployment_errors(deployment, application, others) -> list[str]:
