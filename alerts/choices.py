@@ -50,6 +50,18 @@ RECOVERY_OF = {
 }
 FAILURE_OF = {recovery: failure for failure, recovery in RECOVERY_OF.items()}
 
+# What a new notification rule sends (alerts.models.default_event_types).
+DEFAULT_EVENT_TYPES = frozenset(
+    {
+        *RECOVERY_OF,
+        *RECOVERY_OF.values(),
+        EventType.FAILOVER_COMPLETED,
+        EventType.FAILOVER_FAILED,
+        EventType.FAILOVER_ABANDONED,
+        EventType.SWITCHOVER_FAILED,
+    }
+)
+
 SEVERITY_OF = {
     EventType.SERVER_FAILED: Severity.CRITICAL,
     EventType.CRITICAL_SERVICE_FAILED: Severity.CRITICAL,

@@ -70,6 +70,32 @@ def cluster_rule_errors(*, name, application, primary, secondary, deployment, cl
     return errors
 
 
+def server_part_errors(server) -> Errors:
+    """A server's part number is one of the catalog's parts (primary or failover) for its own
+    application; clusters check the pairing later (cluster_rule_errors)."""
+    if not server.part_number or not server.application:
+        return {}
+    entry = PartNumber.objects.filter(Q(primary_part=server.part_number) | Q(failover_part=server.part_number)).first()
+    if entry is None:
+        return {
+            "part_number": [
+                f"Part number {server.part_number} is not in the part catalog: choose one of its primary or "
+                f"failover parts (GET /api/v1/part-numbers/; admins add parts under Licensing › Part numbers)."
+            ]
+        }
+    if entry.application != server.application:
+        application = Application(server.application).label
+        parts = PartNumber.objects.filter(application=server.application).values_list("primary_part", "failover_part")
+        allowed = ", ".join(part for pair in parts for part in pair)
+        return {
+            "part_number": [
+                f"Part number {server.part_number} is a {entry.get_application_display()} part: a {application} "
+                f"appliance needs a {application} part ({allowed})."
+            ]
+        }
+    return {}
+
+
 def _pairing_errors(primary, secondary, *, installed: bool) -> list[tuple[str, str]]:
     """The part-number pairing. A new cluster's primary holds the primary part; an installed cluster
     may hold its pair either way round, since a failover makes the failover appliance the primary
