@@ -26,7 +26,13 @@ def env_list(name: str, default: str) -> list[str]:
 
 
 PRODUCTION = os.environ.get("DJANGO_ENV", "development") == "production"
-DEBUG = env_bool("DEBUG", not PRODUCTION)
+# Off unless asked for by name (`make run` asks for itself): Django's debug pages show code, settings
+# and the request's environment. Never with the production settings.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+if DEBUG and PRODUCTION:
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off when DJANGO_ENV=production")
+# Even a debug page shows no credentials: URLs (database, Redis, broker) carry passwords.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dms_admin.errors.SecretsHidingFilter"
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
