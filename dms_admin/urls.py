@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
@@ -28,7 +28,7 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/login/", admin_login, name="admin_login"),  # throttled: through the login page below
     path("admin/", admin.site.urls),
     path("login/", ThrottledLoginView.as_view(), name="login"),  # before auth.urls: its login is not throttled

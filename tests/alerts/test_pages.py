@@ -332,3 +332,14 @@ def test_send_test_shows_the_error(operator_pages, settings):
 
     assert "Test of “noc-mail” failed: SMTP server unreachable" in page
     assert operator_pages.get(f"/alerts/rules/{rule.pk}/test/").status_code == 405
+
+
+def test_the_snmp_form_marks_md5_and_des_as_weak(admin_pages):
+    page = admin_pages.get("/alerts/rules/new/snmp/").content.decode()
+
+    assert '<option value="md5">MD5 — weak, avoid</option>' in page
+    assert '<option value="des">DES — weak, avoid</option>' in page
+    assert (
+        '<option value="sha256">SHA-256</option>' in page and '<option value="aes128" selected>AES-128</option>' in page
+    )
+    assert "MD5 is weak" in page and "DES is weak" in page
