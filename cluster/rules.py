@@ -1,7 +1,8 @@
 """The product sheet's rules for forming clusters and deployments (DESIGN §2), in one place.
 
-The admin, the REST API and the forms all reach these through `Cluster.clean()`, so they refuse the
-same things with the same messages. Each function returns `{field: [message, ...]}`.
+The admin, the REST API and the forms all reach these through `Cluster.clean()` and
+`Server.clean()`, so they refuse the same things with the same messages. Each function returns
+`{field: [message, ...]}`.
 """
 
 from django.db.models import Q
