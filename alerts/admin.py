@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 
+from .choices import WEAK_HELP, marked_choices
 from .models import SECRET_FIELDS, Delivery, DeliveryAttempt, Event, NotificationRule, SnmpEngineId
 
 
@@ -41,7 +42,11 @@ class NotificationRuleAdmin(admin.ModelAdmin):
             # Secrets are write-only: never rendered back; blank keeps the stored value.
             kwargs["widget"] = forms.PasswordInput(render_value=False)
             kwargs["required"] = False
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name in WEAK_HELP:
+            field.choices = marked_choices(db_field.name, field.choices)
+            field.help_text = WEAK_HELP[db_field.name]
+        return field
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

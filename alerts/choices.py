@@ -50,6 +50,18 @@ RECOVERY_OF = {
 }
 FAILURE_OF = {recovery: failure for failure, recovery in RECOVERY_OF.items()}
 
+# What a new notification rule sends (alerts.models.default_event_types).
+DEFAULT_EVENT_TYPES = frozenset(
+    {
+        *RECOVERY_OF,
+        *RECOVERY_OF.values(),
+        EventType.FAILOVER_COMPLETED,
+        EventType.FAILOVER_FAILED,
+        EventType.FAILOVER_ABANDONED,
+        EventType.SWITCHOVER_FAILED,
+    }
+)
+
 SEVERITY_OF = {
     EventType.SERVER_FAILED: Severity.CRITICAL,
     EventType.CRITICAL_SERVICE_FAILED: Severity.CRITICAL,
@@ -100,6 +112,21 @@ class PrivProtocol(models.TextChoices):
     AES128 = "aes128", "AES-128"
     AES192 = "aes192", "AES-192"
     AES256 = "aes256", "AES-256"
+
+
+# Algorithms too weak today, still offered for old SNMP managers but marked in the forms: MD5 (a
+# broken hash) and DES (a 56-bit key); SHA-2 (RFC 7860) and AES (RFC 3826) replace them in USM.
+WEAK_PROTOCOLS = {"auth_protocol": {AuthProtocol.MD5}, "priv_protocol": {PrivProtocol.DES}}
+WEAK_HELP = {
+    "auth_protocol": "MD5 is weak (broken hash): use SHA-256 or better unless the manager knows only MD5.",
+    "priv_protocol": "DES is weak (56-bit key, breakable): use AES unless the manager knows only DES.",
+}
+
+
+def marked_choices(field: str, choices) -> list[tuple[str, str]]:
+    """`choices` with the weak ones labelled as such."""
+    weak = WEAK_PROTOCOLS.get(field, set())
+    return [(value, f"{label} — weak, avoid" if value in weak else label) for value, label in choices]
 
 
 class DeliveryStatus(models.TextChoices):

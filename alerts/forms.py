@@ -6,7 +6,7 @@ import re
 
 from django import forms
 
-from .choices import Channel, EventType
+from .choices import WEAK_HELP, Channel, EventType, marked_choices
 from .models import SECRET_FIELDS, NotificationRule, default_event_types
 
 COMMON_FIELDS = ["name", "enabled", "event_types", "min_severity", "clusters"]
@@ -70,6 +70,10 @@ class NotificationRuleForm(forms.ModelForm):
         for name in list(self.fields):
             if name not in keep:
                 del self.fields[name]
+        for name, help_text in WEAK_HELP.items():
+            if name in self.fields:
+                self.fields[name].choices = marked_choices(name, self.fields[name].choices)
+                self.fields[name].help_text = help_text
         if self.instance.pk and self.channel == Channel.EMAIL:
             self.initial["recipients"] = "\n".join(self.instance.recipients)
         for name in SECRET_FIELDS:

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import Q
 
 from .choices import (
+    DEFAULT_EVENT_TYPES,
     SEVERITY_RANK,
     AttemptOutcome,
     AuthProtocol,
@@ -36,7 +37,10 @@ _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 
 
 def default_event_types() -> list[str]:
-    return [EventType.SERVER_FAILED.value, EventType.SERVER_RECOVERED.value]
+    """What a new rule sends unless told otherwise: every failure (failovers and critical services
+    among them) and its recovery. A rule saved as it comes must never keep a failover quiet; only the
+    routine info events (a switchover done, a sync done, licenses copied) are left to be ticked."""
+    return [t.value for t in EventType if t in DEFAULT_EVENT_TYPES]
 
 
 def validate_host(value: str) -> None:

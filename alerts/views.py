@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from dms_admin.permissions import ADMIN, OPERATOR, VIEWER, has_role
+from dms_admin.spreadsheet import safe_row
 
 from .access import role_required
 from .choices import Channel, EventType, Severity
@@ -168,17 +169,19 @@ def event_export(request: HttpRequest) -> StreamingHttpResponse:
         )
         for event in filterset.qs.iterator(chunk_size=2000):
             yield writer.writerow(
-                [
-                    event.id,
-                    event.created_at.isoformat(),
-                    event.type,
-                    event.severity,
-                    event.cluster.name if event.cluster else "",
-                    event.server.name if event.server else "",
-                    event.message,
-                    event.acknowledged_at.isoformat() if event.acknowledged_at else "",
-                    event.acknowledged_by.username if event.acknowledged_by else "",
-                ]
+                safe_row(
+                    [
+                        event.id,
+                        event.created_at.isoformat(),
+                        event.type,
+                        event.severity,
+                        event.cluster.name if event.cluster else "",
+                        event.server.name if event.server else "",
+                        event.message,
+                        event.acknowledged_at.isoformat() if event.acknowledged_at else "",
+                        event.acknowledged_by.username if event.acknowledged_by else "",
+                    ]
+                )
             )
 
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

@@ -33,7 +33,6 @@ from urllib.parse import urlsplit, urlunsplit
 # Before bench._common reads it: this benchmark's own database (see the docstring).
 if "BENCH_DATABASE_URL" not in os.environ:
     os.environ["BENCH_DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/bench_dms_alerts"
-os.environ.setdefault("DEBUG", "false")
 warnings.filterwarnings("ignore", "No directory at", UserWarning)  # WhiteNoise: no collectstatic here
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
+from .forms import ServerAdminForm
 from .models import Cluster, Deployment, ReplicationJob, Server
 
 
@@ -11,20 +12,12 @@ class ServerAdmin(admin.ModelAdmin):
     list_filter = ["application", "platform", "role", "state"]
     search_fields = ["name", "part_number", "heartbeat_url", "intranet_url"]
     readonly_fields = ["role", "state", "last_heartbeat_at", "created_at"]
-    fields = [
-        "name",
-        "application",
-        "part_number",
-        "platform",
-        "hardware",
-        "heartbeat_url",
-        "intranet_url",
-        "web_url",
-        "agent_token",
-        "role",
-        "state",
-        "last_heartbeat_at",
-        "created_at",
+    form = ServerAdminForm
+    fieldsets = [
+        (None, {"fields": ["name", "application", "part_number", "platform"]}),
+        ("Hardware", {"fields": ["cpu_model", "cpu_count", "memory_gb", "disks", "raid_level", "nic_count"]}),
+        ("Agent", {"fields": ["heartbeat_url", "intranet_url", "web_url", "agent_token"]}),
+        ("As reported (read-only)", {"fields": ["role", "state", "last_heartbeat_at", "created_at"]}),
     ]
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):

@@ -216,6 +216,7 @@ class Demo:
         self.exited: set[str] = set()
         self.env = dict(os.environ)
         self.env.update(DJANGO_SETTINGS_MODULE="dms_admin.settings", PYTHONUNBUFFERED="1")
+        self.env.setdefault("DJANGO_DEBUG", "1")  # the demo's own processes only; off by default
         self.stopping = False
 
     # signals ---------------------------------------------------------------------------------

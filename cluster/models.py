@@ -87,10 +87,13 @@ class Server(models.Model):
         return self.name
 
     def clean(self):
+        from .rules import cluster_rule_errors, server_part_errors  # rules import models: avoid a cycle
+
+        errors = server_part_errors(self)
+        if errors:
+            raise ValidationError(errors)
         if self.pk is None:
             return
-        from .rules import cluster_rule_errors  # rules import models: import here to avoid a cycle
-
         for cluster in Cluster.objects.filter(Q(primary=self) | Q(secondary=self)).select_related(
             "primary", "secondary", "deployment"
         ):

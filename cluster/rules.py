@@ -1,7 +1,8 @@
 """The product sheet's rules for forming clusters and deployments (DESIGN §2), in one place.
 
-The admin, the REST API and the forms all reach these through `Cluster.clean()`, so they refuse the
-same things with the same messages. Each function returns `{field: [message, ...]}`.
+The admin, the REST API and the forms all reach these through `Cluster.clean()` and
+`Server.clean()`, so they refuse the same things with the same messages. Each function returns
+`{field: [message, ...]}`.
 """
 
 from django.db.models import Q
@@ -44,16 +45,8 @@ def cluster_rule_errors(*, name, application, primary, secondary, deployment, cl
         if server.platform == Platform.MCS:
             _add(errors, field, f"{server.name} is an MCS-based appliance: migrate to a UCS appliance first.")
 
-    entry = PartNumber.objects.filter(primary_part=primary.part_number).first()
-    if entry is None:
-        _add(errors, "primary", f"Part number {primary.part_number} is not a primary part in the part catalog.")
-    elif secondary.part_number != entry.failover_part:
-        _add(
-            errors,
-            "secondary",
-            f"Wrong failover part: a {entry.primary_part} primary needs a {entry.failover_part} failover "
-            f"appliance, not {secondary.part_number}.",
-        )
+    for field, message in _pairing_errors(primary, secondary, installed=cluster_pk is not None):
+        _add(errors, field, message)
 
     if isinstance(primary.hardware, dict) and isinstance(secondary.hardware, dict):
         differing = differing_fields(primary.hardware, secondary.hardware)
@@ -76,6 +69,61 @@ def cluster_rule_errors(*, name, application, primary, secondary, deployment, cl
         for message in _deployment_errors(deployment, application or primary.application, others):
             _add(errors, "deployment", message)
     return errors
+
+
+def server_part_errors(server) -> Errors:
+    """A server's part number is one of the catalog's parts (primary or failover) for its own
+    application; clusters check the pairing later (cluster_rule_errors)."""
+    if not server.part_number or not server.application:
+        return {}
+    entry = PartNumber.objects.filter(Q(primary_part=server.part_number) | Q(failover_part=server.part_number)).first()
+    if entry is None:
+        return {
+            "part_number": [
+                f"Part number {server.part_number} is not in the part catalog: choose one of its primary or "
+                f"failover parts (GET /api/v1/part-numbers/; admins add parts under Licensing › Part numbers)."
+            ]
+        }
+    if entry.application != server.application:
+        application = Application(server.application).label
+        parts = PartNumber.objects.filter(application=server.application).values_list("primary_part", "failover_part")
+        allowed = ", ".join(part for pair in parts for part in pair)
+        return {
+            "part_number": [
+                f"Part number {server.part_number} is a {entry.get_application_display()} part: a {application} "
+                f"appliance needs a {application} part ({allowed})."
+            ]
+        }
+    return {}
+
+
+def _pairing_errors(primary, secondary, *, installed: bool) -> list[tuple[str, str]]:
+    """The part-number pairing. A new cluster's primary holds the primary part; an installed cluster
+    may hold its pair either way round, since a failover makes the failover appliance the primary
+    (and a failed-over cluster must stay editable, e.g. to put it into maintenance)."""
+    entry = PartNumber.objects.filter(primary_part=primary.part_number).first()
+    if entry is not None:
+        if secondary.part_number == entry.failover_part:
+            return []
+        return [
+            (
+                "secondary",
+                f"Wrong failover part: a {entry.primary_part} primary needs a {entry.failover_part} failover "
+                f"appliance, not {secondary.part_number}.",
+            )
+        ]
+    swapped = PartNumber.objects.filter(failover_part=primary.part_number).first() if installed else None
+    if swapped is None:
+        return [("primary", f"Part number {primary.part_number} is not a primary part in the part catalog.")]
+    if secondary.part_number == swapped.primary_part:
+        return []
+    return [
+        (
+            "secondary",
+            f"Wrong pairing: a {swapped.failover_part} appliance (primary since a failover) pairs with a "
+            f"{swapped.primary_part} appliance, not {secondary.part_number}.",
+        )
+    ]
 
 
 def _deployment_errors(deployment, application, others) -> list[str]:

@@ -94,7 +94,9 @@ def _resume_failovers() -> None:
 @shared_task(ignore_result=True)
 def flush_last_seen() -> int:
     """The periodic flush of last-seen times (DESIGN §4.6), off the heartbeat queue: one UPDATE
-    statement per thousand servers heard since the last flush."""
+    statement per thousand servers heard since the last flush. The values are named by a common
+    table expression, which PostgreSQL and SQLite (the demo's database) both accept; a column list
+    on a VALUES alias (`AS v(id, at)`) is PostgreSQL's only."""
     state = HeartbeatState()
     servers = list(Server.objects.values_list("id", "last_heartbeat_at"))
     seen = state.last_answers([sid for sid, _ in servers])
@@ -104,14 +106,14 @@ def flush_last_seen() -> int:
         if server_id in seen and (stored is None or _at(seen[server_id]) > stored)
     ]
     table = Server._meta.db_table
+    row = "(%s::bigint, %s::timestamptz)" if connection.vendor == "postgresql" else "(%s, %s)"
     with connection.cursor() as cursor:
         for start in range(0, len(changed), 1000):
             chunk = changed[start : start + 1000]
-            rows = ", ".join(["(%s, %s)"] * len(chunk))
-            if connection.vendor == "postgresql":
-                rows = ", ".join(["(%s::bigint, %s::timestamptz)"] * len(chunk))
-            sql = f"UPDATE {table} SET last_heartbeat_at = v.at FROM (VALUES {rows}) AS v(id, at)"
-            cursor.execute(f"{sql} WHERE {table}.id = v.id", [value for row in chunk for value in row])
+            values = ", ".join([row] * len(chunk))
+            sql = f"WITH v(id, at) AS (VALUES {values}) UPDATE {table} SET last_heartbeat_at = v.at FROM v"
+            params = [p for server_id, at in chunk for p in (server_id, connection.ops.adapt_datetimefield_value(at))]
+            cursor.execute(f"{sql} WHERE {table}.id = v.id", params)
     return len(changed)
 
 

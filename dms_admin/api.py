@@ -1,7 +1,7 @@
 """API-wide behaviour: model validation errors become 400s naming their field, never 500s."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError
+from django.db import DataError, connections
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -18,6 +18,11 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         exc = as_drf_error(exc)
     if isinstance(exc, DataError):
+        # The database refused the statement: an enclosing atomic block (ATOMIC_REQUESTS, a test's
+        # savepoint) can only roll back now, and must be told so rather than fail on its release.
+        for connection in connections.all(initialized_only=True):
+            if connection.in_atomic_block:
+                connection.set_rollback(True)
         return Response({"detail": "A value is out of range for its field."}, status=400)
     return drf_exception_handler(exc, context)
 

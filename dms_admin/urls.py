@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
@@ -27,11 +28,15 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("admin/login/", admin_login, name="admin_login"),  # throttled: through the login page below
     path("admin/", admin.site.urls),
     path("login/", ThrottledLoginView.as_view(), name="login"),  # before auth.urls: its login is not throttled
-    path("", include("django.contrib.auth.urls")),
+    # Of django.contrib.auth.urls only what a logged-in user needs: no anonymous password reset
+    # (administrators reset passwords with `manage.py changepassword`).
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("alerts/", include("alerts.urls")),
     path("", include("cluster.urls")),
 ]

@@ -2,6 +2,7 @@
 filters, 100 kB strings)."""
 
 import pytest
+from django.db import transaction
 
 from tests.factories import ClusterFactory, EventFactory, ServerFactory
 
@@ -119,3 +120,13 @@ def test_other_list_filters_never_answer_500(viewer_api, url):
     for query in ["unknown=1", "server=abc", "deployment=" + str(10**30), "name=" + HUGE, "limit=abc", "offset=-1"]:
         response = viewer_api.get(f"{url}?{query}")
         assert response.status_code in (200, 400), (url, query, response.status_code)
+
+
+def test_a_value_the_database_refuses_leaves_an_enclosing_transaction_usable(viewer_api):
+    """PostgreSQL refuses a time zone offset past ±15:59 that Python accepts: a 400, and a savepoint
+    around the request (as ATOMIC_REQUESTS or a test would put) is rolled back, not left broken."""
+    with transaction.atomic():
+        refused = viewer_api.get("/api/v1/events/", {"since": "2000-01-01T00:00:00+16:00"})
+
+    assert refused.status_code == 400
+    assert viewer_api.get("/api/v1/events/").status_code == 200

@@ -2,8 +2,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+
+from dms_admin.pagination import BoundedCursorPagination
 
 from ..delivery import send_test
 from ..filtersets import DeliveryFilterSet, EventFilterSet, NotificationRuleFilterSet
@@ -12,20 +13,11 @@ from ..transports.base import TransportError
 from .serializers import DeliverySerializer, EventSerializer, NotificationRuleSerializer, TestResultSerializer
 
 
-class EventCursorPagination(CursorPagination):
-    """Keyset pages over the primary key: no COUNT, the same cost on page 1 and page 10,000."""
-
-    ordering = "-id"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-
 class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     queryset = Event.objects.select_related("cluster", "server", "acknowledged_by")
     serializer_class = EventSerializer
     filterset_class = EventFilterSet
-    pagination_class = EventCursorPagination
+    pagination_class = BoundedCursorPagination
     operator_actions = {"acknowledge"}
 
     @extend_schema(request=None, responses=EventSerializer)
@@ -58,14 +50,10 @@ class NotificationRuleViewSet(viewsets.ModelViewSet):
         return Response({"ok": True, "outcome": outcome, "error": None})
 
 
-class DeliveryCursorPagination(EventCursorPagination):
-    pass
-
-
 class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The notification delivery log: one row per event and rule, with its status and last error."""
 
     queryset = Delivery.objects.select_related("rule", "event")
     serializer_class = DeliverySerializer
     filterset_class = DeliveryFilterSet
-    pagination_class = DeliveryCursorPagination
+    pagination_class = BoundedCursorPagination

@@ -8,6 +8,27 @@ from django.utils import timezone
 from alerts.models import Delivery, NotificationRule
 from tests.factories import EventFactory
 
+# What a new rule sends unless told otherwise (issue 12): every failure, failover and critical-service
+# event and every recovery; only switchover_completed, initial_sync_completed and licenses_copied not.
+SAFE_DEFAULTS = [
+    "server_failed",
+    "server_recovered",
+    "critical_service_failed",
+    "critical_service_recovered",
+    "component_failed",
+    "component_recovered",
+    "heartbeat_link_down",
+    "heartbeat_link_restored",
+    "replication_failed",
+    "replication_recovered",
+    "clock_skew_detected",
+    "clock_skew_resolved",
+    "failover_completed",
+    "failover_failed",
+    "failover_abandoned",
+    "switchover_failed",
+]
+
 
 class SnmpRuleFactory(factory.django.DjangoModelFactory):
     class Meta:

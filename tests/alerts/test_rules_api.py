@@ -4,7 +4,7 @@ are write-only; the model's validation answers with clear messages."""
 import pytest
 
 from alerts.models import NotificationRule
-from tests.alerts.factories import EmailRuleFactory, SnmpRuleFactory, V3RuleFactory
+from tests.alerts.factories import SAFE_DEFAULTS, EmailRuleFactory, SnmpRuleFactory, V3RuleFactory
 from tests.factories import ClusterFactory
 
 URL = "/api/v1/notification-rules/"
@@ -31,7 +31,7 @@ def test_it_creates_an_snmp_rule_with_the_default_events(admin_api):
 
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["event_types"] == ["server_failed", "server_recovered"]
+    assert body["event_types"] == SAFE_DEFAULTS
     assert body["port"] == 162 and body["snmp_mode"] == "trap" and body["community_set"] is True
     assert "community" not in body
     assert NotificationRule.objects.get(name="nms").community == "s3cret-community"

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from alerts.events import record_event
 from alerts.models import Event, NotificationRule
+from tests.alerts.factories import SAFE_DEFAULTS
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import ClusterFactory, DeploymentFactory, EventFactory
 
@@ -132,9 +133,11 @@ def test_create_rules_through_the_forms_and_send_a_test(page, live_server_url, e
     page.click("text=New SNMP rule")
     expect(page.locator("input[value=server_failed]")).to_be_checked()
     expect(page.locator("input[value=server_recovered]")).to_be_checked()
-    expect(page.locator("input[value=failover_completed]")).not_to_be_checked()
+    expect(page.locator("input[value=failover_completed]")).to_be_checked()  # safe default
+    expect(page.locator("input[value=licenses_copied]")).not_to_be_checked()
     page.fill("#id_name", "noc-nms")
-    page.check("input[value=failover_completed]")
+    page.uncheck("input[value=component_failed]")
+    page.check("input[value=licenses_copied]")
     page.fill("#id_host", "nms .example.com")
     page.fill("#id_community", "s3cret-community")
     page.click("text=Create rule")
@@ -147,7 +150,7 @@ def test_create_rules_through_the_forms_and_send_a_test(page, live_server_url, e
     page.click("text=Create rule")
     expect(page.locator(".messages")).to_contain_text("Rule “noc-nms” created.")
     rule = NotificationRule.objects.get(name="noc-nms")
-    assert rule.event_types == ["server_failed", "server_recovered", "failover_completed"]
+    assert rule.event_types == [t for t in SAFE_DEFAULTS if t != "component_failed"] + ["licenses_copied"]
 
     page.click("text=New email rule")
     page.fill("#id_name", "noc-mail")

@@ -74,11 +74,36 @@ def test_it_refuses_a_server_edit_that_would_break_its_cluster(admin_api):
     cluster = ClusterFactory()
 
     response = admin_api.patch(
-        f"/api/v1/servers/{cluster.secondary.pk}/", {"part_number": "SNS-FA-C210EN-K9"}, format="json"
+        f"/api/v1/servers/{cluster.secondary.pk}/", {"part_number": "DMM-SVR-C210-K9"}, format="json"
     )
 
     assert response.status_code == 400
     assert "breaks cluster" in str(response.json())
+
+
+@pytest.mark.parametrize(
+    "application, part, words",
+    [
+        ("dmm", "FOO-123", "Part number FOO-123 is not in the part catalog"),
+        ("dmm", "SNS-SVR-C210EN-K9", "is a Show and Share part: a Digital Media Manager appliance needs"),
+        ("sns", "DMM-FA-C210-K9", "is a Digital Media Manager part: a Show and Share appliance needs"),
+    ],
+)
+def test_it_refuses_a_server_whose_part_is_not_in_the_catalog_for_its_application(admin_api, application, part, words):
+    payload = {
+        "name": "new-server",
+        "application": application,
+        "part_number": part,
+        "platform": "ucs",
+        "hardware": ServerFactory.build().hardware,
+        "heartbeat_url": "http://10.0.0.1:8700",
+        "intranet_url": "http://10.1.0.1:8700",
+    }
+
+    response = admin_api.post("/api/v1/servers/", payload, format="json")
+
+    assert response.status_code == 400
+    assert any(words in message for message in response.json()["part_number"])
 
 
 @pytest.mark.parametrize(

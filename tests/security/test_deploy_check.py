@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def check_deploy(**env: str) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if key not in {"DEBUG", "DJANGO_ENV"}}
+    environment = {key: value for key, value in os.environ.items() if key not in {"DJANGO_DEBUG", "DJANGO_ENV"}}
     environment.update(DJANGO_SETTINGS_MODULE="dms_admin.settings", **env)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "DEBUG"],
