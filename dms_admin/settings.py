@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -188,6 +189,17 @@ REPLICATION_STALE_S = float(os.environ.get("REPLICATION_STALE_S", "30"))
 CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {
     "task": "alerts.tasks.sweep_deliveries",
     "schedule": float(os.environ.get("NOTIFICATION_SWEEP_INTERVAL_S", "30")),
+}
+# Retention (cluster/retention.py): rows older than this many days are deleted every day at 03:30
+# (CELERY_TIMEZONE), in batches; 0 keeps them for ever. Open incidents and undelivered
+# notifications are kept whatever their age.
+RETENTION_EVENTS_DAYS = int(os.environ.get("RETENTION_EVENTS_DAYS", "365"))
+RETENTION_DELIVERIES_DAYS = int(os.environ.get("RETENTION_DELIVERIES_DAYS", "90"))
+RETENTION_REPLICATION_JOBS_DAYS = int(os.environ.get("RETENTION_REPLICATION_JOBS_DAYS", "90"))
+RETENTION_LOGIN_LOGS_DAYS = int(os.environ.get("RETENTION_LOGIN_LOGS_DAYS", "90"))
+CELERY_BEAT_SCHEDULE["prune-old-rows"] = {
+    "task": "cluster.tasks.prune_old_rows",
+    "schedule": crontab(hour=3, minute=30),
 }
 CELERY_TIMEZONE = TIME_ZONE
 
