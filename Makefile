@@ -10,15 +10,38 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6391/0
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint check-deploy bench clean
+# Lock files: every dependency, transitive included, pinned with the hashes of all its files, made
+# from requirements*.txt by `make lock`; installs take nothing else (--require-hashes).
+UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal --python-version 3.11 \
+	--custom-compile-command "make lock"
+# pip-audit reads advisories from PyPI's JSON API, per release: this URL answers only where it can.
+AUDIT_PROBE := https://pypi.org/pypi/django/5.2.19/json
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+.PHONY: install lock audit run test lint check-deploy bench clean
+
+$(VENV)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
 
 install: $(VENV)/.installed
+
+# After changing requirements*.txt or agent/requirements.txt; `uv pip compile --upgrade` for newer
+# releases. The runtime and agent locks take the development lock's versions.
+lock: install
+	$(UV_COMPILE) requirements-dev.txt -o requirements-dev.lock
+	$(UV_COMPILE) requirements.txt -c requirements-dev.lock -o requirements.lock
+	$(UV_COMPILE) agent/requirements.txt -c requirements.lock -o agent/requirements.lock
+
+# Known vulnerabilities in what is shipped (a release step, docs/operator-guide.md). Where the advisory
+# service cannot be reached it says so and checks nothing (CI does not run it).
+audit: install
+	@if $(PY) -c "import urllib.request; urllib.request.urlopen('$(AUDIT_PROBE)', timeout=15)" 2>/dev/null; then \
+		$(VENV)/bin/pip-audit --strict --disable-pip --require-hashes -r requirements.lock -r agent/requirements.lock; \
+	else \
+		echo "make audit: NOT CHECKED: pip-audit's advisory service (PyPI's JSON API) cannot be reached from"; \
+		echo "this machine. Run 'make audit' where it can before a release (docs/operator-guide.md)."; \
+	fi
 
 run: install
 	$(PY) -m cluster.demo

@@ -18,7 +18,7 @@ from django.db import connection
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from . import metrics
+from . import metrics, retention
 from .choices import ClusterState, Role, ServerState
 from .commands import RoleCommand, send_role
 from .commands import probe as probe_agent
@@ -406,3 +406,9 @@ def _replication_due(cluster: Cluster, failures: int, now) -> bool:
     if cluster.needs_resync or cluster.state == ClusterState.SYNCING:
         return True
     return waited >= cluster.replication_interval
+
+
+@shared_task(ignore_result=True)
+def prune_old_rows() -> dict[str, int]:
+    """Daily (beat): delete events, deliveries, replication jobs and login logs past their retention."""
+    return retention.prune()

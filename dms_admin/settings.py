@@ -6,9 +6,11 @@ the default (development) keeps plain HTTP so that `make run` and the tests work
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -57,6 +59,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "axes",
     "licensing",
     "alerts",
     "cluster",
@@ -72,6 +75,14 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout found while signing in into the login page's refusal (dms_admin/login.py).
+    "axes.middleware.AxesMiddleware",
+]
+
+# Axes first: it refuses a locked-out (username, address) pair before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "dms_admin.urls"
@@ -179,6 +190,17 @@ CELERY_BEAT_SCHEDULE["alerts-sweep-deliveries"] = {
     "task": "alerts.tasks.sweep_deliveries",
     "schedule": float(os.environ.get("NOTIFICATION_SWEEP_INTERVAL_S", "30")),
 }
+# Retention (cluster/retention.py): rows older than this many days are deleted every day at 03:30
+# (CELERY_TIMEZONE), in batches; 0 keeps them for ever. Open incidents and undelivered
+# notifications are kept whatever their age.
+RETENTION_EVENTS_DAYS = int(os.environ.get("RETENTION_EVENTS_DAYS", "365"))
+RETENTION_DELIVERIES_DAYS = int(os.environ.get("RETENTION_DELIVERIES_DAYS", "90"))
+RETENTION_REPLICATION_JOBS_DAYS = int(os.environ.get("RETENTION_REPLICATION_JOBS_DAYS", "90"))
+RETENTION_LOGIN_LOGS_DAYS = int(os.environ.get("RETENTION_LOGIN_LOGS_DAYS", "90"))
+CELERY_BEAT_SCHEDULE["prune-old-rows"] = {
+    "task": "cluster.tasks.prune_old_rows",
+    "schedule": crontab(hour=3, minute=30),
+}
 CELERY_TIMEZONE = TIME_ZONE
 
 # Email (Django's mail framework).
@@ -212,13 +234,20 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 # CA bundle used to verify agents' TLS certificates (DESIGN §4.7); plain HTTP only on loopback.
 AGENT_CA_FILE = os.environ.get("AGENT_CA_FILE", "")
 
-# Login throttle (dms_admin/login.py, DESIGN §4.7): failures counted in Redis per username and per
-# address; at the limit, attempts are refused (429) for the lockout period.
-LOGIN_FAILURES_PER_USER = int(os.environ.get("LOGIN_FAILURES_PER_USER", "5"))
-LOGIN_FAILURES_PER_IP = int(os.environ.get("LOGIN_FAILURES_PER_IP", "20"))
+# Login lockout (dms_admin/login.py, django-axes): failures counted in the database per (username,
+# address) pair; at the limit, that pair is refused (429) for the lockout period.
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
 LOGIN_LOCKOUT_S = int(os.environ.get("LOGIN_LOCKOUT_S", "900"))
 # Behind a reverse proxy, count per client address from the last X-Forwarded-For entry.
 LOGIN_IP_FROM_FORWARDED_FOR = env_bool("LOGIN_IP_FROM_FORWARDED_FOR", False)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_LOCKOUT_S)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # nobody can keep a pair locked out for ever
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failure, not only the counters (the admin shows both)
+AXES_CLIENT_IP_CALLABLE = "dms_admin.login.client_ip"
+AXES_LOCKOUT_CALLABLE = "dms_admin.login.lockout_response"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -258,7 +287,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # axes: failures and lockouts are warnings; its INFO lines repeat them for every attempt.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 
 if PRODUCTION:

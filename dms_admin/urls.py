@@ -7,7 +7,7 @@ from rest_framework.routers import DefaultRouter
 from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
 from cluster.api.views import ClusterViewSet, DeploymentViewSet, ReplicationJobViewSet, ServerViewSet, health
 from cluster.endpoints import go, metrics
-from dms_admin.login import ThrottledLoginView, admin_login
+from dms_admin.login import admin_login
 from licensing.api.views import LicenseViewSet, PartNumberViewSet, SoftwareModuleViewSet
 
 router = DefaultRouter()
@@ -29,9 +29,9 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
-    path("admin/login/", admin_login, name="admin_login"),  # throttled: through the login page below
+    path("admin/login/", admin_login, name="admin_login"),  # one sign-in page: the one below
     path("admin/", admin.site.urls),
-    path("login/", ThrottledLoginView.as_view(), name="login"),  # before auth.urls: its login is not throttled
+    path("login/", auth_views.LoginView.as_view(), name="login"),  # locked out per (user, address) by axes
     # Of django.contrib.auth.urls only what a logged-in user needs: no anonymous password reset
     # (administrators reset passwords with `manage.py changepassword`).
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
