@@ -1,8 +1,9 @@
 """One heartbeat slot of many clusters, probed concurrently (DESIGN §5, §4a rules 1, 2 and 4).
 
-The primary is sent a grant recorded beforehand; when its heartbeat URL does not answer, its
-intranet URL is tried at once with the same grant. The secondary is probed (lease 0) and reports
-what it sees of the primary over the heartbeat link.
+The primary is sent a grant recorded right before it leaves; when its heartbeat URL does not answer,
+its intranet URL is tried at once with a new grant, stamped and recorded as that attempt leaves
+(`SlotGrants`). The secondary is probed (lease 0) and reports what it sees of the primary over the
+heartbeat link.
 """
 
 from __future__ import annotations
