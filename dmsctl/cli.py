@@ -15,7 +15,7 @@ DESCRIPTION = """The operator's command line of DMS Failover, over its REST API.
 The token is read from DMSCTL_TOKEN, else from the config file (`token = "..."`); the URL from
 --url, DMSCTL_URL, the config file (`url = "..."`), else http://127.0.0.1:8000. The config file is
 --config, else ~/.config/dmsctl.toml. Create a token with
-`manage.py drf_create_token USER`; switchover, maintenance and ack need the operator role."""
+`manage.py create_api_token USER`; switchover, maintenance and ack need the operator role."""
 
 SEVERITIES = ["info", "warning", "critical"]
 
