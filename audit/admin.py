@@ -2,6 +2,9 @@
 deletion recorded), and the log itself, read-only."""
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.db import transaction
 
 from .models import Action, AuditEntry
@@ -29,6 +32,19 @@ class AuditedAdmin(admin.ModelAdmin):
             for obj in queryset:
                 record(request, Action.DELETED, obj)
             super().delete_queryset(request, queryset)
+
+
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    """Users and their roles (groups): who gave whom which role. The password is only "changed"."""
+
+
+class AuditedGroupAdmin(AuditedAdmin, GroupAdmin):
+    pass
+
+
+for model, model_admin in ((get_user_model(), AuditedUserAdmin), (Group, AuditedGroupAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)
 
 
 @admin.register(AuditEntry)

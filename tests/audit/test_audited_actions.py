@@ -4,6 +4,7 @@ acknowledgements, notification rules, servers, clusters and deployments. Secrets
 written down: a changed secret reads "changed"."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.forms.models import model_to_dict
 from django.test import Client
 
@@ -11,7 +12,7 @@ from alerts.models import Event, NotificationRule
 from audit.models import AuditEntry
 from cluster.models import Cluster, Deployment, Server
 from tests.alerts.factories import SnmpRuleFactory
-from tests.factories import ClusterFactory, DeploymentFactory, EventFactory, ServerFactory
+from tests.factories import ClusterFactory, DeploymentFactory, EventFactory, ServerFactory, UserFactory
 
 
 def pages_for(user) -> Client:
@@ -279,3 +280,26 @@ def test_a_rule_changed_through_the_page_form(admin_user):
     entry = only_entry(action="changed")
     assert entry.source == "page" and entry.changes["port"] == [16200, 16201]
     assert "community" not in entry.changes  # left blank: the stored secret is kept
+
+
+def test_giving_a_user_a_role_in_the_admin_is_recorded(viewer_user):
+    root = UserFactory(username="root", is_staff=True, is_superuser=True)  # users are the superuser's
+    operators = Group.objects.get_or_create(name="operator")[0]
+    data = {
+        "username": viewer_user.username,
+        "is_active": "on",
+        "groups": [operators.pk, *viewer_user.groups.values_list("pk", flat=True)],
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "initial-date_joined_0": "2026-01-01",
+        "initial-date_joined_1": "00:00:00",
+    }
+
+    response = pages_for(root).post(f"/admin/auth/user/{viewer_user.pk}/change/", data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    entry = only_entry(object_type="user")
+    assert entry.username == "root" and entry.object_name == "victor-viewer"
+    before, after = entry.changes["groups"]
+    assert operators.pk in after and operators.pk not in before
+    assert "password" not in entry.changes  # unchanged, and never its hash
