@@ -46,16 +46,23 @@ def _is_secret(model: type[models.Model], name: str) -> bool:
 
 
 def snapshot(obj: models.Model) -> dict:
-    """The values a person can edit, as stored now: foreign keys as ids, many-to-many as sorted ids
-    (read from the database, not from a prefetch cache)."""
+    """The values a person can edit, as stored now. A related object reads "name (#id)", so that
+    the log says which without a lookup; many-to-many are read from the database (a prefetch cache
+    may be stale after a save), in id order."""
     values = {}
     for f in obj._meta.concrete_fields:
-        if f.editable and not f.primary_key:
-            values[f.name] = f.value_from_object(obj)
+        if not f.editable or f.primary_key:
+            continue
+        values[f.name] = _label(getattr(obj, f.name)) if f.is_relation else f.value_from_object(obj)
     if obj.pk is not None:
         for f in obj._meta.many_to_many:
-            values[f.name] = sorted(getattr(obj, f.name).values_list("pk", flat=True))
+            related = f.related_model._default_manager.filter(pk__in=getattr(obj, f.name).values("pk"))
+            values[f.name] = [_label(o) for o in related.order_by("pk")]
     return values
+
+
+def _label(related: models.Model | None) -> str | None:
+    return None if related is None else f"{related} (#{related.pk})"
 
 
 def _json(value):

@@ -144,6 +144,16 @@ def test_api_changes_say_before_and_after_and_never_a_secret(admin_api):
     assert "new-agent-secret" not in everything and "agent-secret-token" not in everything
 
 
+def test_a_related_object_is_named_before_and_after(admin_api, part_catalog):
+    cluster = ClusterFactory()
+    deployment = DeploymentFactory(name="hq")
+
+    response = admin_api.patch(f"/api/v1/clusters/{cluster.pk}/", {"deployment": deployment.pk}, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert only_entry(action="changed").changes == {"deployment": [None, f"hq (#{deployment.pk})"]}
+
+
 def test_api_creation_and_deletion_are_recorded(admin_api):
     created = admin_api.post("/api/v1/deployments/", {"name": "hq", "kind": "digital_signs"}, format="json")
     deployment_id = created.json()["id"]
@@ -285,6 +295,7 @@ def test_a_rule_changed_through_the_page_form(admin_user):
 def test_giving_a_user_a_role_in_the_admin_is_recorded(viewer_user):
     root = UserFactory(username="root", is_staff=True, is_superuser=True)  # users are the superuser's
     operators = Group.objects.get_or_create(name="operator")[0]
+    viewer = Group.objects.get(name="viewer")
     data = {
         "username": viewer_user.username,
         "is_active": "on",
@@ -301,5 +312,6 @@ def test_giving_a_user_a_role_in_the_admin_is_recorded(viewer_user):
     entry = only_entry(object_type="user")
     assert entry.username == "root" and entry.object_name == "victor-viewer"
     before, after = entry.changes["groups"]
-    assert operators.pk in after and operators.pk not in before
+    assert before == [f"viewer (#{viewer.pk})"]
+    assert sorted(after) == [f"operator (#{operators.pk})", f"viewer (#{viewer.pk})"]
     assert "password" not in entry.changes  # unchanged, and never its hash
