@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin
 
+from audit.admin import AuditedAdmin
+
 from .choices import WEAK_HELP, marked_choices
 from .models import SECRET_FIELDS, Delivery, DeliveryAttempt, Event, NotificationRule, SnmpEngineId
 
@@ -30,7 +32,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(NotificationRule)
-class NotificationRuleAdmin(admin.ModelAdmin):
+class NotificationRuleAdmin(AuditedAdmin):
     list_display = ["name", "channel", "enabled", "min_severity", "destination", "last_delivery_at", "last_error"]
     list_filter = ["channel", "enabled", "min_severity"]
     search_fields = ["name", "host"]

@@ -7,6 +7,7 @@ import csv
 from collections.abc import Iterator
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,10 +15,13 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from audit.models import Action
+from audit.record import record, record_change, stored
 from dms_admin.permissions import ADMIN, OPERATOR, VIEWER, has_role
 from dms_admin.spreadsheet import safe_row
 
 from .access import role_required
+from .acknowledge import acknowledge
 from .choices import Channel, EventType, Severity
 from .delivery import send_test, snmp_engine_id
 from .filtersets import EventFilterSet
@@ -129,9 +133,7 @@ def event_acknowledge(request: HttpRequest) -> HttpResponse:
     one = _int(request.POST.get("one"))
     ids = [one] if one else [i for i in (_int(v) for v in request.POST.getlist("ids")) if i]
     if ids:
-        count = Event.objects.filter(id__in=ids, acknowledged_at__isnull=True).update(
-            acknowledged_at=timezone.now(), acknowledged_by=request.user
-        )
+        count = acknowledge(request, ids)
         noun = "event" if count == 1 else "events"
         messages.success(request, f"Acknowledged {count} {noun}." if count else "Already acknowledged.")
     else:
@@ -223,7 +225,10 @@ def rule_list(request: HttpRequest) -> HttpResponse:
 def _rule_form(request: HttpRequest, rule: NotificationRule | None, channel: str) -> HttpResponse:
     form = NotificationRuleForm(request.POST or None, instance=rule, channel=channel)
     if request.method == "POST" and form.is_valid():
-        saved = form.save()
+        with transaction.atomic():
+            before = stored(rule) if rule else None
+            saved = form.save()
+            record_change(request, saved, before)
         verb = "saved" if rule else "created"
         messages.success(request, f"Rule “{saved.name}” {verb}.")
         return redirect("alerts:rule_list")
@@ -248,7 +253,9 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def rule_delete(request: HttpRequest, pk: int) -> HttpResponse:
     rule = get_object_or_404(NotificationRule, pk=pk)
     if request.method == "POST":
-        rule.delete()
+        with transaction.atomic():
+            record(request, Action.DELETED, rule)
+            rule.delete()
         messages.success(request, f"Rule “{rule.name}” deleted.")
         return redirect("alerts:rule_list")
     return render(request, "alerts/rule_confirm_delete.html", {"rule": rule})
@@ -261,7 +268,9 @@ def rule_test(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         outcome = send_test(rule)
     except TransportError as exc:
+        record(request, Action.TESTED, rule, details={"ok": False, "error": exc.message})
         messages.error(request, f"Test of “{rule.name}” failed: {exc.message}")
     else:
+        record(request, Action.TESTED, rule, details={"ok": True, "outcome": outcome})
         messages.success(request, f"Test notification of “{rule.name}” {outcome} ({rule.destination}).")
     return redirect("alerts:rule_list")

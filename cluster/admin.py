@@ -2,12 +2,14 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
+from audit.admin import AuditedAdmin
+
 from .forms import ServerAdminForm
 from .models import Cluster, Deployment, ReplicationJob, Server
 
 
 @admin.register(Server)
-class ServerAdmin(admin.ModelAdmin):
+class ServerAdmin(AuditedAdmin):
     list_display = ["name", "application", "part_number", "platform", "role", "state", "last_heartbeat_at"]
     list_filter = ["application", "platform", "role", "state"]
     search_fields = ["name", "part_number", "heartbeat_url", "intranet_url"]
@@ -33,7 +35,7 @@ class ServerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(AuditedAdmin):
     list_display = [
         "name",
         "application",
@@ -117,7 +119,7 @@ def _server_status(server):
 
 
 @admin.register(Deployment)
-class DeploymentAdmin(admin.ModelAdmin):
+class DeploymentAdmin(AuditedAdmin):
     list_display = ["name", "kind", "description"]
     list_filter = ["kind"]
     search_fields = ["name"]

@@ -7,4 +7,11 @@ class ClusterConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from audit.models import Action
+        from audit.record import register
+
         from . import signals  # noqa: F401  (connects the receivers)
+        from .models import Cluster, Server
+
+        register(Server, secret_fields=["agent_token"])
+        register(Cluster, toggles={"maintenance": (Action.MAINTENANCE_ON, Action.MAINTENANCE_OFF)})

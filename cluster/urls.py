@@ -10,5 +10,6 @@ urlpatterns = [
     path("clusters/<int:pk>/replication/", views.cluster_replication, name="cluster_replication"),
     path("clusters/<int:pk>/replicate/", views.cluster_replicate, name="cluster_replicate"),
     path("clusters/<int:pk>/confirm-deletions/", views.cluster_confirm_deletions, name="cluster_confirm_deletions"),
+    path("clusters/<int:pk>/maintenance/", views.cluster_maintenance, name="cluster_maintenance"),
     path("clusters/<int:pk>/switchover/", views.cluster_switchover, name="cluster_switchover"),
 ]

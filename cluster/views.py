@@ -226,7 +226,7 @@ def _back(pk: int) -> HttpResponse:
 @role_required(OPERATOR)
 def cluster_replicate(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = get_object_or_404(Cluster, pk=pk)
-    outcome = actions.queue_replication(cluster)
+    outcome = actions.queue_replication(cluster, request)
     messages.success(request, f"Cluster {cluster.name}: {outcome.status}.")
     return _back(pk)
 
@@ -235,7 +235,21 @@ def cluster_replicate(request: HttpRequest, pk: int) -> HttpResponse:
 @role_required(OPERATOR)
 def cluster_confirm_deletions(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = get_object_or_404(Cluster, pk=pk)
-    outcome = actions.confirm_deletions(cluster)
+    outcome = actions.confirm_deletions(cluster, request)
+    messages.success(request, f"Cluster {cluster.name}: {outcome.status}.")
+    return _back(pk)
+
+
+@require_POST
+@role_required(OPERATOR)
+def cluster_maintenance(request: HttpRequest, pk: int) -> HttpResponse:
+    """The maintenance switch: `maintenance=on|off` (no automatic failover while on)."""
+    cluster = get_object_or_404(Cluster, pk=pk)
+    wanted = request.POST.get("maintenance")
+    if wanted not in ("on", "off"):
+        messages.error(request, "Choose maintenance on or off.")
+        return _back(pk)
+    outcome = actions.set_maintenance(cluster, wanted == "on", request)
     messages.success(request, f"Cluster {cluster.name}: {outcome.status}.")
     return _back(pk)
 
@@ -246,7 +260,7 @@ def cluster_switchover(request: HttpRequest, pk: int) -> HttpResponse:
     cluster = get_object_or_404(CLUSTERS, pk=pk)
     if request.method != "POST":
         return render(request, "cluster/switchover_confirm.html", {"cluster": cluster})
-    outcome = actions.start_switchover(cluster.pk)
+    outcome = actions.start_switchover(cluster.pk, request)
     if outcome.started:
         messages.success(
             request,

@@ -1,6 +1,6 @@
-"""Three roles, as groups (created by a migration): viewer reads, operator also acknowledges and
-switches over, admin also changes configuration. Anyone else is refused, even for reads
-(DESIGN §4.7: closed by default)."""
+"""Three roles, as groups (created by a migration): viewer reads, operator also acknowledges,
+switches over, sets maintenance and reads the audit log, admin also changes configuration. Anyone
+else is refused, even for reads (DESIGN §4.7: closed by default)."""
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 

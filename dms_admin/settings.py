@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "axes",
+    "audit",
     "licensing",
     "alerts",
     "cluster",
@@ -275,7 +276,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One enum per vocabulary, whichever serializer field uses it.
-    "ENUM_NAME_OVERRIDES": {"EventTypeEnum": "alerts.choices.EventType", "SeverityEnum": "alerts.choices.Severity"},
+    "ENUM_NAME_OVERRIDES": {
+        "EventTypeEnum": "alerts.choices.EventType",
+        "SeverityEnum": "alerts.choices.Severity",
+        "SourceEnum": "licensing.models.Source",  # the licensing one kept its name
+        "AuditSourceEnum": "audit.models.Source",
+        "AuditActionEnum": "audit.models.Action",
+    },
 }
 
 # Requests bodies above this size are refused before parsing (a 100 kB string is fine).

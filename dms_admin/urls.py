@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
+from audit.api import AuditEntryViewSet
 from cluster.api.views import ClusterViewSet, DeploymentViewSet, ReplicationJobViewSet, ServerViewSet, health
 from cluster.endpoints import go, metrics
 from dms_admin.login import admin_login
@@ -21,6 +22,7 @@ router.register("part-numbers", PartNumberViewSet)
 router.register("events", EventViewSet)
 router.register("notification-rules", NotificationRuleViewSet)
 router.register("deliveries", DeliveryViewSet)
+router.register("audit", AuditEntryViewSet)
 
 urlpatterns = [
     path("api/v1/health/", health, name="health"),
@@ -38,5 +40,6 @@ urlpatterns = [
     path("password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("password_change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("alerts/", include("alerts.urls")),
+    path("audit/", include("audit.urls")),
     path("", include("cluster.urls")),
 ]

@@ -6,9 +6,9 @@ import pytest
 from dms_admin.urls import router
 from tests.factories import ServerFactory
 
-CURSOR_LISTS = {"events", "deliveries"}  # keyset pages: `page_size` and `cursor`
+CURSOR_LISTS = {"events", "deliveries", "audit"}  # keyset pages: `page_size` and `cursor`
 LISTS = [f"/api/v1/{prefix}/" for prefix, _, _ in router.registry if prefix not in CURSOR_LISTS]
-SIZE = {**{url: "limit" for url in LISTS}, "/api/v1/events/": "page_size", "/api/v1/deliveries/": "page_size"}
+SIZE = {**{url: "limit" for url in LISTS}, **{f"/api/v1/{prefix}/": "page_size" for prefix in CURSOR_LISTS}}
 
 
 @pytest.mark.parametrize("url", sorted(SIZE))

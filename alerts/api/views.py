@@ -1,11 +1,14 @@
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from audit.api import AuditedViewSetMixin
+from audit.models import Action
+from audit.record import record
 from dms_admin.pagination import BoundedCursorPagination
 
+from ..acknowledge import acknowledge
 from ..delivery import send_test
 from ..filtersets import DeliveryFilterSet, EventFilterSet, NotificationRuleFilterSet
 from ..models import Delivery, Event, NotificationRule
@@ -25,14 +28,12 @@ class EventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def acknowledge(self, request, pk=None):
         event = self.get_object()
         if event.acknowledged_at is None:
-            Event.objects.filter(pk=event.pk, acknowledged_at__isnull=True).update(
-                acknowledged_at=timezone.now(), acknowledged_by=request.user
-            )
+            acknowledge(request, [event.pk])
             event.refresh_from_db()
         return Response(self.get_serializer(event).data)
 
 
-class NotificationRuleViewSet(viewsets.ModelViewSet):
+class NotificationRuleViewSet(AuditedViewSetMixin, viewsets.ModelViewSet):
     queryset = NotificationRule.objects.prefetch_related("clusters")
     serializer_class = NotificationRuleSerializer
     filterset_class = NotificationRuleFilterSet
@@ -46,7 +47,9 @@ class NotificationRuleViewSet(viewsets.ModelViewSet):
         try:
             outcome = send_test(rule)
         except TransportError as exc:
+            record(request, Action.TESTED, rule, details={"ok": False, "error": exc.message})
             return Response({"ok": False, "outcome": None, "error": exc.message}, status=502)
+        record(request, Action.TESTED, rule, details={"ok": True, "outcome": outcome})
         return Response({"ok": True, "outcome": outcome, "error": None})
 
 

@@ -30,6 +30,10 @@ class ServerSerializer(FullCleanSerializer):
         extra_kwargs = {"agent_token": {"write_only": True, "required": False}}
 
 
+class MaintenanceSerializer(serializers.Serializer):
+    maintenance = serializers.BooleanField()
+
+
 class FailoverSerializer(serializers.Serializer):
     step = serializers.CharField()
     pending_epoch = serializers.IntegerField(allow_null=True)

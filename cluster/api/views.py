@@ -7,26 +7,33 @@ from rest_framework.decorators import action, api_view, authentication_classes, 
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from audit.api import AuditedViewSetMixin
 from dms_admin.api import as_drf_error
 
 from .. import actions
 from ..filtersets import ClusterFilterSet, DeploymentFilterSet, ReplicationJobFilterSet, ServerFilterSet
 from ..models import Cluster, Deployment, ReplicationJob, Server
 from ..replication import with_last_job
-from .serializers import ClusterSerializer, DeploymentSerializer, ReplicationJobSerializer, ServerSerializer
+from .serializers import (
+    ClusterSerializer,
+    DeploymentSerializer,
+    MaintenanceSerializer,
+    ReplicationJobSerializer,
+    ServerSerializer,
+)
 
 
-class ServerViewSet(viewsets.ModelViewSet):
+class ServerViewSet(AuditedViewSetMixin, viewsets.ModelViewSet):
     queryset = Server.objects.all()
     serializer_class = ServerSerializer
     filterset_class = ServerFilterSet
 
 
-class ClusterViewSet(viewsets.ModelViewSet):
+class ClusterViewSet(AuditedViewSetMixin, viewsets.ModelViewSet):
     queryset = with_last_job(Cluster.objects.all())
     serializer_class = ClusterSerializer
     filterset_class = ClusterFilterSet
-    operator_actions = {"switchover", "replicate", "confirm_deletions"}
+    operator_actions = {"switchover", "replicate", "confirm_deletions", "maintenance"}
 
     @extend_schema(
         request=None, responses={202: inline_serializer("ReplicateAccepted", {"status": serializers.CharField()})}
@@ -34,7 +41,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def replicate(self, request, pk=None):
         """Start a replication job now (202); the job list shows its progress."""
-        outcome = actions.queue_replication(self.get_object())
+        outcome = actions.queue_replication(self.get_object(), request)
         return Response({"status": outcome.status}, status=202)
 
     @extend_schema(
@@ -43,7 +50,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], url_path="confirm-deletions")
     def confirm_deletions(self, request, pk=None):
         """An operator confirms that a sharp shrink of the primary's files is intended (DESIGN §5)."""
-        outcome = actions.confirm_deletions(self.get_object())
+        outcome = actions.confirm_deletions(self.get_object(), request)
         return Response({"status": outcome.status}, status=202)
 
     @extend_schema(
@@ -56,10 +63,21 @@ class ClusterViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"])
     def switchover(self, request, pk=None):
         """A planned swap of primary and secondary: 202 when it starts, 409 with the reasons."""
-        outcome = actions.start_switchover(self.get_object().pk)
+        outcome = actions.start_switchover(self.get_object().pk, request)
         if not outcome.started:
             return Response({"reasons": outcome.reasons}, status=409)
         return Response({"status": outcome.status}, status=202)
+
+    @extend_schema(request=MaintenanceSerializer, responses=ClusterSerializer)
+    @action(detail=True, methods=["post"])
+    def maintenance(self, request, pk=None):
+        """Maintenance on or off (`{"maintenance": true}`): an operator's action, unlike the other
+        settings (admins, PATCH). While on, the control plane starts no automatic failover."""
+        body = MaintenanceSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        cluster = self.get_object()
+        actions.set_maintenance(cluster, body.validated_data["maintenance"], request)
+        return Response(self.get_serializer(self.get_queryset().get(pk=cluster.pk)).data)
 
     @extend_schema(request=None, responses=ServerSerializer)
     @action(detail=True, methods=["get"])
@@ -70,7 +88,7 @@ class ClusterViewSet(viewsets.ModelViewSet):
 
     def perform_destroy(self, instance):
         try:
-            instance.delete()
+            super().perform_destroy(instance)
         except ValidationError as error:
             raise as_drf_error(error) from error
 
@@ -81,7 +99,7 @@ class ReplicationJobViewSet(viewsets.ReadOnlyModelViewSet):
     filterset_class = ReplicationJobFilterSet
 
 
-class DeploymentViewSet(viewsets.ModelViewSet):
+class DeploymentViewSet(AuditedViewSetMixin, viewsets.ModelViewSet):
     queryset = Deployment.objects.prefetch_related("clusters")
     serializer_class = DeploymentSerializer
     filterset_class = DeploymentFilterSet
