@@ -15,6 +15,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, validat
 from django.db import models
 from django.db.models import Q
 
+from dms_admin.encryption import EncryptedTextField
+
 from .choices import (
     DEFAULT_EVENT_TYPES,
     SEVERITY_RANK,
@@ -113,17 +115,18 @@ class NotificationRule(models.Model):
     # Email.
     recipients = models.JSONField(default=list, blank=True, help_text="Email addresses.")
 
-    # SNMP. community, auth_key and priv_key are secrets: write-only in the API, never shown.
+    # SNMP. community, auth_key and priv_key are secrets: write-only in the API, never shown, encrypted
+    # at rest (dms_admin/encryption.py).
     host = models.CharField(max_length=253, blank=True, validators=[validate_host])
     port = models.PositiveIntegerField(default=162, validators=[MinValueValidator(1), MaxValueValidator(65535)])
     snmp_version = models.CharField(max_length=5, choices=SnmpVersion.choices, default=SnmpVersion.V2C)
     snmp_mode = models.CharField(max_length=10, choices=SnmpMode.choices, default=SnmpMode.TRAP)
-    community = models.CharField(max_length=100, blank=True)
+    community = EncryptedTextField(max_length=100, blank=True)
     snmp_user = models.CharField("SNMPv3 user", max_length=64, blank=True)
     auth_protocol = models.CharField(max_length=10, choices=AuthProtocol.choices, default=AuthProtocol.SHA)
-    auth_key = models.CharField(max_length=100, blank=True)
+    auth_key = EncryptedTextField(max_length=100, blank=True)
     priv_protocol = models.CharField(max_length=10, choices=PrivProtocol.choices, default=PrivProtocol.AES128)
-    priv_key = models.CharField(max_length=100, blank=True)
+    priv_key = EncryptedTextField(max_length=100, blank=True)
 
     last_delivery_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.CharField(max_length=500, blank=True, editable=False)

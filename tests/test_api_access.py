@@ -4,8 +4,10 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
+from cluster.models import ApiToken
 from tests.factories import ClusterFactory, EventFactory, LicenseFactory, ServerFactory, SoftwareModuleFactory
 
 LISTS = [
@@ -112,6 +114,32 @@ def test_a_token_from_the_command_authenticates(viewer_user):
 
     assert client.get("/api/v1/clusters/").status_code == 200
     assert APIClient(HTTP_AUTHORIZATION="Token not-a-token").get("/api/v1/clusters/").status_code == 401
+
+
+def test_the_database_holds_no_usable_api_token(viewer_user):
+    out = StringIO()
+    call_command("create_api_token", viewer_user.username, stdout=out)
+    key = out.getvalue().strip()
+    stored = ApiToken.objects.values().get(user=viewer_user)
+
+    assert not [value for value in stored.values() if isinstance(value, str) and key in value]
+    for column in ("digest", "prefix"):
+        client = APIClient(HTTP_AUTHORIZATION=f"Token {stored[column]}")
+        assert client.get("/api/v1/clusters/").status_code == 401
+
+
+def test_a_token_is_shown_once_and_rotating_it_retires_the_old_one(viewer_user):
+    first, second = StringIO(), StringIO()
+    call_command("create_api_token", viewer_user.username, stdout=first)
+
+    with pytest.raises(CommandError, match="cannot be shown again; --rotate replaces it"):
+        call_command("create_api_token", viewer_user.username)
+    call_command("create_api_token", viewer_user.username, "--rotate", stdout=second)
+
+    old = APIClient(HTTP_AUTHORIZATION=f"Token {first.getvalue().strip()}")
+    new = APIClient(HTTP_AUTHORIZATION=f"Token {second.getvalue().strip()}")
+    assert old.get("/api/v1/clusters/").status_code == 401
+    assert new.get("/api/v1/clusters/").status_code == 200
 
 
 def test_the_agent_token_is_write_only(admin_api):
