@@ -34,6 +34,8 @@ from .choices import (
 # USM derives keys from passphrases of at least 8 characters (RFC 3414 §11.2).
 MIN_KEY_LENGTH = 8
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
+# Where a rule's secrets go: a change of these needs them again (NotificationRule.secrets_to_reenter).
+SECRET_DESTINATIONS = ("host", "port")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 
@@ -185,6 +187,26 @@ class NotificationRule(models.Model):
         if SEVERITY_RANK[event.severity] < SEVERITY_RANK[self.min_severity]:
             return False
         return not cluster_ids or event.cluster_id in cluster_ids
+
+    def secrets_to_reenter(self, changes: dict) -> dict[str, str]:
+        """The stored secrets a change would send to a new address, each with why it must be entered
+        again: a community or key is never sent to a host or port chosen by someone who did not give
+        it (docs/operator-guide.md). `changes` maps field names to new values, secrets blank when kept."""
+        moved = [f for f in SECRET_DESTINATIONS if f in changes and str(changes[f]) != str(getattr(self, f))]
+        if not moved or self.channel != Channel.SNMP:
+            return {}
+        after = {f: changes.get(f, getattr(self, f)) for f in ("snmp_version", "auth_protocol", "priv_protocol")}
+        if after["snmp_version"] == SnmpVersion.V2C:
+            in_use = ["community"]
+        else:
+            keys = (("auth_key", "auth_protocol"), ("priv_key", "priv_protocol"))
+            in_use = [key for key, protocol in keys if after[protocol] != AuthProtocol.NONE]
+        what = " and ".join(self._meta.get_field(f).verbose_name for f in moved)
+        return {
+            name: f"The {what} changed: enter this secret again. A stored secret is never sent to a new address."
+            for name in in_use
+            if getattr(self, name) and not changes.get(name)
+        }
 
     @property
     def destination(self) -> str:

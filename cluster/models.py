@@ -64,6 +64,10 @@ class Deployment(models.Model):
         return self.name
 
 
+# Where the control plane sends a server's agent token (and, as `peer_url`, its peer does).
+TOKEN_DESTINATIONS = ("heartbeat_url", "intranet_url")
+
+
 class Server(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[NAME_VALIDATOR])
     application = models.CharField(max_length=10, choices=Application.choices)
@@ -92,6 +96,19 @@ class Server(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def token_to_reenter(self, changes: dict) -> str:
+        """Why a change needs the agent token again, or "": the control plane sends the stored token
+        to whatever address it has, so an address changed by someone who does not know the token
+        must not take it along (docs/operator-guide.md). `changes` maps field names to new values,
+        the token blank when it is to be kept."""
+        moved = [f for f in TOKEN_DESTINATIONS if f in changes and changes[f] != getattr(self, f)]
+        if not moved or changes.get("agent_token") or not self.agent_token:
+            return ""
+        return (
+            f"The {' and '.join(Server._meta.get_field(f).verbose_name for f in moved)} changed: enter the agent "
+            "token again. A stored token is never sent to a new address."
+        )
 
     def clean(self):
         from .rules import cluster_rule_errors, server_part_errors  # rules import models: avoid a cycle
