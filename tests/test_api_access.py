@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from rest_framework.test import APIClient
 
 from cluster.models import ApiToken
@@ -140,6 +141,23 @@ def test_a_token_is_shown_once_and_rotating_it_retires_the_old_one(viewer_user):
     new = APIClient(HTTP_AUTHORIZATION=f"Token {second.getvalue().strip()}")
     assert old.get("/api/v1/clusters/").status_code == 401
     assert new.get("/api/v1/clusters/").status_code == 200
+
+
+def test_an_administrator_revokes_a_token_in_the_admin(viewer_user, admin_user):
+    out = StringIO()
+    call_command("create_api_token", viewer_user.username, stdout=out)
+    admin_user.is_superuser = True
+    admin_user.save()
+    web = Client()
+    web.force_login(admin_user)
+    token = ApiToken.objects.get(user=viewer_user)
+
+    listed = web.get("/admin/cluster/apitoken/").content.decode()
+    web.post(f"/admin/cluster/apitoken/{token.pk}/delete/", {"post": "yes"})
+
+    assert token.prefix in listed and out.getvalue().strip() not in listed
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+    assert client.get("/api/v1/clusters/").status_code == 401
 
 
 def test_the_agent_token_is_write_only(admin_api):
