@@ -9,6 +9,9 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 # restart-fault tests restart it.
 TEST_REDIS_URL ?= redis://127.0.0.1:6391/0
 PYTEST_ARGS ?=
+# The tests' fixed key for secrets at rest (a test value, never a production one): every process a
+# test starts (workers, beat, manage.py) inherits it and reads what the others wrote.
+TEST_FIELD_ENCRYPTION_KEYS ?= dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTA=
 
 # Lock files: every dependency, transitive included, pinned with the hashes of all its files, made
 # from requirements*.txt by `make lock`; installs take nothing else (--require-hashes).
@@ -47,14 +50,17 @@ run: install
 	$(PY) -m cluster.demo
 
 test: install
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) \
+		$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
-	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) manage.py makemigrations --check --dry-run
+	DATABASE_URL=$(TEST_DATABASE_URL) FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) \
+		$(PY) manage.py makemigrations --check --dry-run
 
 check-deploy: install
 	DJANGO_ENV=production SECRET_KEY=$$(openssl rand -hex 32) ALLOWED_HOSTS=dms.example.com \
+		FIELD_ENCRYPTION_KEYS=$$(openssl rand -base64 32 | tr '+/' '-_') \
 		$(PY) manage.py check --deploy --fail-level WARNING
 
 clean:

@@ -57,6 +57,9 @@ class NotificationRuleAdmin(AuditedAdmin):
         class KeepSecrets(form):
             def clean(self):
                 cleaned = super().clean()
+                if obj is not None:
+                    for name, message in NotificationRule.objects.get(pk=obj.pk).secrets_to_reenter(cleaned).items():
+                        self.add_error(name, message)
                 for name in SECRET_FIELDS:
                     if not cleaned.get(name) and stored.get(name):
                         cleaned[name] = stored[name]

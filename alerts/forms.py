@@ -87,6 +87,10 @@ class NotificationRuleForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.instance.pk:
+            stored = NotificationRule.objects.get(pk=self.instance.pk)
+            for name, message in stored.secrets_to_reenter(cleaned).items():
+                self.add_error(name, message)
         for name in SECRET_FIELDS:
             if name in self.fields and not cleaned.get(name) and self.instance.pk:
                 # Write-only: blank keeps what is stored (the instance still holds the stored value).

@@ -15,6 +15,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, validat
 from django.db import models
 from django.db.models import Q
 
+from dms_admin.encryption import EncryptedTextField
+
 from .choices import (
     DEFAULT_EVENT_TYPES,
     SEVERITY_RANK,
@@ -32,6 +34,8 @@ from .choices import (
 # USM derives keys from passphrases of at least 8 characters (RFC 3414 §11.2).
 MIN_KEY_LENGTH = 8
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
+# Where a rule's secrets go: a change of these needs them again (NotificationRule.secrets_to_reenter).
+SECRET_DESTINATIONS = ("host", "port")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 
@@ -113,17 +117,18 @@ class NotificationRule(models.Model):
     # Email.
     recipients = models.JSONField(default=list, blank=True, help_text="Email addresses.")
 
-    # SNMP. community, auth_key and priv_key are secrets: write-only in the API, never shown.
+    # SNMP. community, auth_key and priv_key are secrets: write-only in the API, never shown, encrypted
+    # at rest (dms_admin/encryption.py).
     host = models.CharField(max_length=253, blank=True, validators=[validate_host])
     port = models.PositiveIntegerField(default=162, validators=[MinValueValidator(1), MaxValueValidator(65535)])
     snmp_version = models.CharField(max_length=5, choices=SnmpVersion.choices, default=SnmpVersion.V2C)
     snmp_mode = models.CharField(max_length=10, choices=SnmpMode.choices, default=SnmpMode.TRAP)
-    community = models.CharField(max_length=100, blank=True)
+    community = EncryptedTextField(max_length=100, blank=True)
     snmp_user = models.CharField("SNMPv3 user", max_length=64, blank=True)
     auth_protocol = models.CharField(max_length=10, choices=AuthProtocol.choices, default=AuthProtocol.SHA)
-    auth_key = models.CharField(max_length=100, blank=True)
+    auth_key = EncryptedTextField(max_length=100, blank=True)
     priv_protocol = models.CharField(max_length=10, choices=PrivProtocol.choices, default=PrivProtocol.AES128)
-    priv_key = models.CharField(max_length=100, blank=True)
+    priv_key = EncryptedTextField(max_length=100, blank=True)
 
     last_delivery_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.CharField(max_length=500, blank=True, editable=False)
@@ -182,6 +187,26 @@ class NotificationRule(models.Model):
         if SEVERITY_RANK[event.severity] < SEVERITY_RANK[self.min_severity]:
             return False
         return not cluster_ids or event.cluster_id in cluster_ids
+
+    def secrets_to_reenter(self, changes: dict) -> dict[str, str]:
+        """The stored secrets a change would send to a new address, each with why it must be entered
+        again: a community or key is never sent to a host or port chosen by someone who did not give
+        it (docs/operator-guide.md). `changes` maps field names to new values, secrets blank when kept."""
+        moved = [f for f in SECRET_DESTINATIONS if f in changes and str(changes[f]) != str(getattr(self, f))]
+        if not moved or self.channel != Channel.SNMP:
+            return {}
+        after = {f: changes.get(f, getattr(self, f)) for f in ("snmp_version", "auth_protocol", "priv_protocol")}
+        if after["snmp_version"] == SnmpVersion.V2C:
+            in_use = ["community"]
+        else:
+            keys = (("auth_key", "auth_protocol"), ("priv_key", "priv_protocol"))
+            in_use = [key for key, protocol in keys if after[protocol] != AuthProtocol.NONE]
+        what = " and ".join(self._meta.get_field(f).verbose_name for f in moved)
+        return {
+            name: f"The {what} changed: enter this secret again. A stored secret is never sent to a new address."
+            for name in in_use
+            if getattr(self, name) and not changes.get(name)
+        }
 
     @property
     def destination(self) -> str:

@@ -188,15 +188,15 @@ def load_events() -> float:
 def clients():
     from django.contrib.auth import get_user_model
     from django.test import Client
-    from rest_framework.authtoken.models import Token
+
+    from cluster.models import ApiToken
 
     user, _ = get_user_model().objects.get_or_create(
         username="alerts-bench", defaults={"is_staff": True, "is_superuser": True}
     )
     page = Client()
     page.force_login(user)
-    token, _ = Token.objects.get_or_create(user=user)
-    api = Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api = Client(HTTP_AUTHORIZATION=f"Token {ApiToken.issue(user)}")
     return page, api
 
 

@@ -5,7 +5,7 @@ from django.utils.html import format_html
 from audit.admin import AuditedAdmin
 
 from .forms import ServerAdminForm
-from .models import Cluster, Deployment, ReplicationJob, Server
+from .models import ApiToken, Cluster, Deployment, ReplicationJob, Server
 
 
 @admin.register(Server)
@@ -143,4 +143,19 @@ class ReplicationJobAdmin(admin.ModelAdmin):
     readonly_fields = [f.name for f in ReplicationJob._meta.fields] + ["progress"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """API tokens are made by `manage.py create_api_token` (the key is shown once there); here an
+    administrator sees whose exist and revokes one by deleting it."""
+
+    list_display = ["user", "prefix", "created_at"]
+    readonly_fields = ["user", "prefix", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

@@ -97,4 +97,8 @@ class ServerAdminForm(forms.ModelForm):
                 self.add_error(None, message)
             # Set before the model's clean(), which compares it with the cluster peer's hardware.
             self.instance.hardware = hardware
+        if self.instance.pk:
+            problem = Server.objects.get(pk=self.instance.pk).token_to_reenter(cleaned)
+            if problem:
+                self.add_error("agent_token", problem)
         return cleaned

@@ -1,12 +1,17 @@
 """Servers (appliances), clusters (a primary and its failover) and deployments."""
 
+import hashlib
+import secrets
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from dms_admin.encryption import EncryptedTextField
 
 from .choices import Application, ClusterState, DeploymentKind, FailoverStep, Platform, Role, ServerState
 from .hardware import hardware_errors
@@ -59,6 +64,10 @@ class Deployment(models.Model):
         return self.name
 
 
+# Where the control plane sends a server's agent token (and, as `peer_url`, its peer does).
+TOKEN_DESTINATIONS = ("heartbeat_url", "intranet_url")
+
+
 class Server(models.Model):
     name = models.CharField(max_length=100, unique=True, validators=[NAME_VALIDATOR])
     application = models.CharField(max_length=10, choices=Application.choices)
@@ -74,7 +83,9 @@ class Server(models.Model):
         help_text="The address end users open for this appliance's application (e.g. https://dmm-a.example.com/); "
         "GET /go/<cluster>/ redirects there, or to the intranet URL when empty.",
     )
-    agent_token = models.CharField(max_length=200, blank=True, help_text="Bearer token of the agent (write-only).")
+    agent_token = EncryptedTextField(
+        max_length=200, blank=True, help_text="Bearer token of the agent (write-only, encrypted at rest)."
+    )
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.UNCONFIGURED, editable=False)
     state = models.CharField(max_length=10, choices=ServerState.choices, default=ServerState.UNKNOWN, editable=False)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -85,6 +96,19 @@ class Server(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def token_to_reenter(self, changes: dict) -> str:
+        """Why a change needs the agent token again, or "": the control plane sends the stored token
+        to whatever address it has, so an address changed by someone who does not know the token
+        must not take it along (docs/operator-guide.md). `changes` maps field names to new values,
+        the token blank when it is to be kept."""
+        moved = [f for f in TOKEN_DESTINATIONS if f in changes and changes[f] != getattr(self, f)]
+        if not moved or changes.get("agent_token") or not self.agent_token:
+            return ""
+        return (
+            f"The {' and '.join(Server._meta.get_field(f).verbose_name for f in moved)} changed: enter the agent "
+            "token again. A stored token is never sent to a new address."
+        )
 
     def clean(self):
         from .rules import cluster_rule_errors, server_part_errors  # rules import models: avoid a cycle
@@ -293,3 +317,31 @@ class ReplicationJob(models.Model):
         if self.files_total:
             return round(100.0 * self.files_done / self.files_total, 1)
         return 0.0
+
+
+def token_digest(key: str) -> str:
+    """What the database keeps of an API token: its SHA-256. The token is 256 random bits, so a fast
+    hash suffices (no password to guess), and a lookup by digest is one index probe."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A user's API token (`Authorization: Token <key>`), stored hashed: the key is shown once, when
+    made (`manage.py create_api_token`), and a database dump holds nothing that authenticates."""
+
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    prefix = models.CharField(max_length=8, editable=False, help_text="The key's first characters, to recognise it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+    @classmethod
+    def issue(cls, user) -> str:
+        """A new token for `user`, replacing any it had; returns the key, which is not kept."""
+        key = secrets.token_urlsafe(32)
+        with transaction.atomic():
+            cls.objects.filter(user=user).delete()
+            cls.objects.create(user=user, digest=token_digest(key), prefix=key[:8])
+        return key

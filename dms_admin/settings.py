@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -25,6 +26,24 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def development_key(run_dir: Path) -> str:
+    """The development encryption key, made once and kept (mode 0600) in the run folder, so that the
+    web app, the workers and every later `manage.py` of the demo read what the others wrote."""
+    path = run_dir / "field-encryption-key"
+    if not path.exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        draft = run_dir / f".field-encryption-key.{os.getpid()}"
+        with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            file.write(Fernet.generate_key().decode() + "\n")
+        try:
+            os.link(draft, path)  # atomic: of processes starting together, one key wins
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 PRODUCTION = os.environ.get("DJANGO_ENV", "development") == "production"
@@ -43,6 +62,15 @@ if not SECRET_KEY:
     # Development only: a fresh key per process is fine because sessions need not survive restarts.
     SECRET_KEY = "dev-" + secrets.token_urlsafe(48)
 
+# Keys of the secrets stored in the database (dms_admin/encryption.py): comma-separated Fernet keys,
+# the first encrypts, all decrypt. Production refuses to start without them; development keeps a
+# generated key in the run folder (`make run`'s, or $DMS_RUN_DIR), the tests take a fixed one (Makefile).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "")
+if not FIELD_ENCRYPTION_KEYS:
+    if PRODUCTION:
+        raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS must be set when DJANGO_ENV=production")
+    FIELD_ENCRYPTION_KEYS = [development_key(Path(os.environ.get("DMS_RUN_DIR") or BASE_DIR / "run"))]
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
@@ -54,7 +82,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -253,7 +280,7 @@ AXES_LOCKOUT_CALLABLE = "dms_admin.login.lockout_response"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that a refused API client gets 401 with a WWW-Authenticate header.
-        "rest_framework.authentication.TokenAuthentication",
+        "dms_admin.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["dms_admin.permissions.RolePermission"],

@@ -4,8 +4,11 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
 from rest_framework.test import APIClient
 
+from cluster.models import ApiToken
 from tests.factories import ClusterFactory, EventFactory, LicenseFactory, ServerFactory, SoftwareModuleFactory
 
 LISTS = [
@@ -112,6 +115,49 @@ def test_a_token_from_the_command_authenticates(viewer_user):
 
     assert client.get("/api/v1/clusters/").status_code == 200
     assert APIClient(HTTP_AUTHORIZATION="Token not-a-token").get("/api/v1/clusters/").status_code == 401
+
+
+def test_the_database_holds_no_usable_api_token(viewer_user):
+    out = StringIO()
+    call_command("create_api_token", viewer_user.username, stdout=out)
+    key = out.getvalue().strip()
+    stored = ApiToken.objects.values().get(user=viewer_user)
+
+    assert not [value for value in stored.values() if isinstance(value, str) and key in value]
+    for column in ("digest", "prefix"):
+        client = APIClient(HTTP_AUTHORIZATION=f"Token {stored[column]}")
+        assert client.get("/api/v1/clusters/").status_code == 401
+
+
+def test_a_token_is_shown_once_and_rotating_it_retires_the_old_one(viewer_user):
+    first, second = StringIO(), StringIO()
+    call_command("create_api_token", viewer_user.username, stdout=first)
+
+    with pytest.raises(CommandError, match="cannot be shown again; --rotate replaces it"):
+        call_command("create_api_token", viewer_user.username)
+    call_command("create_api_token", viewer_user.username, "--rotate", stdout=second)
+
+    old = APIClient(HTTP_AUTHORIZATION=f"Token {first.getvalue().strip()}")
+    new = APIClient(HTTP_AUTHORIZATION=f"Token {second.getvalue().strip()}")
+    assert old.get("/api/v1/clusters/").status_code == 401
+    assert new.get("/api/v1/clusters/").status_code == 200
+
+
+def test_an_administrator_revokes_a_token_in_the_admin(viewer_user, admin_user):
+    out = StringIO()
+    call_command("create_api_token", viewer_user.username, stdout=out)
+    admin_user.is_superuser = True
+    admin_user.save()
+    web = Client()
+    web.force_login(admin_user)
+    token = ApiToken.objects.get(user=viewer_user)
+
+    listed = web.get("/admin/cluster/apitoken/").content.decode()
+    web.post(f"/admin/cluster/apitoken/{token.pk}/delete/", {"post": "yes"})
+
+    assert token.prefix in listed and out.getvalue().strip() not in listed
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {out.getvalue().strip()}")
+    assert client.get("/api/v1/clusters/").status_code == 401
 
 
 def test_the_agent_token_is_write_only(admin_api):

@@ -7,9 +7,9 @@ import schemathesis
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
+from cluster.models import ApiToken
 from dms_admin.wsgi import application
 from tests.factories import ClusterFactory, EventFactory, UserFactory
 
@@ -33,10 +33,10 @@ def keep_test_connection():
 @pytest.fixture
 def api_schema(db, keep_test_connection):
     admin = UserFactory(username="fuzz-admin", role="admin")
-    token = Token.objects.create(user=admin)
+    key = ApiToken.issue(admin)
     cluster = ClusterFactory()
     EventFactory(cluster=cluster, server=cluster.primary)
-    headers = {"Authorization": f"Token {token.key}"}
+    headers = {"Authorization": f"Token {key}"}
     loaded = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application, headers=headers)
     loaded.config.headers = headers
     return loaded.exclude(path_regex=r"(/test/|/switchover/)$")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email
 import email.policy
+import json
 import os
 import re
 import signal
@@ -167,7 +168,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     redis_url = own_redis_url()
     redis.Redis.from_url(redis_url).flushdb()  # heartbeat state of an earlier run's clusters 1 and 2
     env = {**os.environ, "DMS_RUN_DIR": str(run_dir), "PORT": str(free_port()), "REDIS_URL": redis_url}
-    for name in ("DATABASE_URL", "CELERY_BROKER_URL"):  # make run's defaults: SQLite, broker = REDIS_URL
+    # make run's defaults: SQLite, broker = REDIS_URL, the encryption key generated in the run folder
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "FIELD_ENCRYPTION_KEYS"):
         env.pop(name, None)
     output = run_dir.parent / f"{run_dir.name}-output.txt"
     with open(output, "wb") as sink:
@@ -233,6 +235,15 @@ def test_the_dashboard_shows_the_secondary_promoted_at_the_next_epoch(demo: Demo
     primary, epoch = demo.eventually(promoted, "a new dmm-demo primary on the dashboard")
     assert {primary, demo.primary_before} == {"dmm-demo-a", "dmm-demo-b"}
     assert epoch == demo.epoch_before + 1
+
+
+def test_the_demo_keeps_its_encryption_key_in_its_run_folder_and_no_secret_in_its_database(demo: Demo) -> None:
+    key = demo.run_dir / "field-encryption-key"
+    tokens = [agent["token"] for agent in json.loads((demo.run_dir / "demo.json").read_text())["agents"].values()]
+    database = b"".join(path.read_bytes() for path in demo.run_dir.glob("dms.sqlite3*"))
+
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert tokens and not [token for token in tokens if token.encode() in database]
 
 
 def test_the_alerts_page_lists_the_failover(demo: Demo) -> None:

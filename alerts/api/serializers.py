@@ -95,6 +95,9 @@ class NotificationRuleSerializer(FullCleanSerializer):
             for name in SECRET_FIELDS:
                 if not attrs.get(name):
                     attrs.pop(name, None)  # blank or left out: keep the stored secret
+            problems = NotificationRule.objects.get(pk=self.instance.pk).secrets_to_reenter(attrs)
+            if problems:
+                raise serializers.ValidationError({name: [message] for name, message in problems.items()})
         return super().validate(attrs)
 
     @extend_schema_field(serializers.BooleanField)

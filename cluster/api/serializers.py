@@ -29,6 +29,16 @@ class ServerSerializer(FullCleanSerializer):
         read_only_fields = ["role", "state", "last_heartbeat_at"]
         extra_kwargs = {"agent_token": {"write_only": True, "required": False}}
 
+    def validate(self, attrs):
+        if self.instance is not None:
+            if not attrs.get("agent_token"):
+                attrs.pop("agent_token", None)  # blank or left out: keep the stored token
+            stored = Server.objects.get(pk=self.instance.pk)
+            problem = stored.token_to_reenter(attrs)
+            if problem:
+                raise serializers.ValidationError({"agent_token": [problem]})
+        return super().validate(attrs)
+
 
 class MaintenanceSerializer(serializers.Serializer):
     maintenance = serializers.BooleanField()

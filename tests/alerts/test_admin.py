@@ -27,7 +27,7 @@ def test_saving_with_blank_secrets_keeps_them(admin_user):
     rule = V3RuleFactory(name="nms-v3")
     data = {
         "name": "nms-v3", "channel": "snmp", "enabled": "on", "event_types": '["server_failed"]',
-        "min_severity": "info", "recipients": "[]", "host": "10.0.0.7", "port": "162", "snmp_version": "v3",
+        "min_severity": "info", "recipients": "[]", "host": "127.0.0.1", "port": "16200", "snmp_version": "v3",
         "snmp_mode": "trap", "community": "", "snmp_user": "dmsuser", "auth_protocol": "sha", "auth_key": "",
         "priv_protocol": "aes128", "priv_key": "",
     }  # fmt: skip
@@ -36,7 +36,7 @@ def test_saving_with_blank_secrets_keeps_them(admin_user):
 
     assert response.status_code == 302, response.context["adminform"].form.errors
     rule = NotificationRule.objects.get(pk=rule.pk)
-    assert (rule.host, rule.auth_key, rule.priv_key) == ("10.0.0.7", "dms-auth-key-1", "dms-priv-key-1")
+    assert (rule.snmp_user, rule.auth_key, rule.priv_key) == ("dmsuser", "dms-auth-key-1", "dms-priv-key-1")
 
 
 def test_deliveries_are_listed_and_read_only(admin_user):

@@ -278,8 +278,8 @@ def test_editing_never_shows_secrets_and_blank_keeps_them(admin_pages):
 
     page = admin_pages.get(f"/alerts/rules/{rule.pk}/edit/").content.decode()
     data = {
-        "name": "nms-v3-renamed", "event_types": ["server_failed"], "min_severity": "info", "host": "10.0.0.9",
-        "port": "162", "snmp_version": "v3", "snmp_mode": "inform", "snmp_user": "dmsuser", "auth_protocol": "sha",
+        "name": "nms-v3-renamed", "event_types": ["server_failed"], "min_severity": "info", "host": "127.0.0.1",
+        "port": "16200", "snmp_version": "v3", "snmp_mode": "inform", "snmp_user": "dmsuser", "auth_protocol": "sha",
         "auth_key": "", "priv_protocol": "aes128", "priv_key": "",
     }  # fmt: skip
     response = admin_pages.post(f"/alerts/rules/{rule.pk}/edit/", data)

@@ -71,7 +71,7 @@ def test_it_never_answers_secrets(admin_api, viewer_api):
 def test_a_blank_or_missing_secret_keeps_the_stored_one(admin_api):
     rule = V3RuleFactory()
 
-    blank = admin_api.patch(f"{URL}{rule.pk}/", {"auth_key": "", "port": 1162}, format="json")
+    blank = admin_api.patch(f"{URL}{rule.pk}/", {"auth_key": "", "snmp_mode": "inform"}, format="json")
     missing = admin_api.put(f"{URL}{rule.pk}/", {**V3, "auth_key": None, "priv_key": ""}, format="json")
 
     assert blank.status_code == 200, blank.json()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -25,7 +27,10 @@ def check_deploy(**env: str) -> subprocess.CompletedProcess:
 
 def test_production_settings_pass_the_deploy_check():
     result = check_deploy(
-        DJANGO_ENV="production", SECRET_KEY=secrets.token_urlsafe(60), ALLOWED_HOSTS="dms.example.com"
+        DJANGO_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(60),
+        ALLOWED_HOSTS="dms.example.com",
+        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
@@ -43,3 +48,14 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = check_deploy(DJANGO_ENV="production", SECRET_KEY="", ALLOWED_HOSTS="dms.example.com")
 
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_without_an_encryption_key():
+    result = check_deploy(
+        DJANGO_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(60),
+        ALLOWED_HOSTS="dms.example.com",
+        FIELD_ENCRYPTION_KEYS="",
+    )
+
+    assert result.returncode != 0 and "FIELD_ENCRYPTION_KEYS must be set" in result.stderr
