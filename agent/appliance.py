@@ -16,7 +16,7 @@ from agent.clock import mono
 from agent.core import AgentCore, require_object
 from agent.health import primary_refusal, replica_refusal
 from agent.inventory import Inventory
-from agent.webutil import Handler, json_body
+from agent.webutil import CREDENTIAL, PEER, Handler, json_body
 
 
 class Appliance:
@@ -97,7 +97,7 @@ async def handle_heartbeat(request: web.Request) -> web.Response:
     # Wall time at receipt, on the core's own (possibly offset) wall clock.
     receipt_wall = core.wall() - (core.mono() - receipt)
     body = await json_body(request)
-    answer = core.heartbeat(body, receipt, receipt_wall)
+    answer = core.heartbeat(body, receipt, receipt_wall, from_peer=request.get(CREDENTIAL) == PEER)
     return web.json_response(appliance.heartbeat_answer(answer))
 
 
@@ -134,9 +134,10 @@ OPEN_ROUTES: list[Route] = [
     for method in ("GET", "HEAD")
 ]
 # With the token: grants. The one control call the intranet listener also serves, as the control
-# plane's fallback when the heartbeat network does not answer.
+# plane's fallback when the heartbeat network does not answer. The peer credential may send it too
+# (heartbeat network only).
 HEARTBEAT_ROUTE: Route = ("POST", "/v1/heartbeat", handle_heartbeat)
-# With the token, on the heartbeat network only.
+# With the control token, on the heartbeat network only.
 COMMAND_ROUTES: list[Route] = [
     ("POST", "/v1/role", handle_role),
     ("GET", "/v1/inventory", handle_inventory_get),

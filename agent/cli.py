@@ -12,7 +12,15 @@ import time
 from aiohttp import web
 
 from agent import data, sync
-from agent.appliance import OPEN_PATHS, RESOLVE, Appliance, add_control_routes, add_intranet_routes, stamp_receipt
+from agent.appliance import (
+    OPEN_PATHS,
+    RESOLVE,
+    Appliance,
+    add_control_routes,
+    add_intranet_routes,
+    handle_heartbeat,
+    stamp_receipt,
+)
 from agent.checks import CheckRunner
 from agent.clock import mono
 from agent.config import AgentConfig, ConfigError, load_config
@@ -82,10 +90,16 @@ class Agent:
         return ctx
 
     def build_app(self) -> web.Application:
-        """The heartbeat network's listener: every call."""
+        """The heartbeat network's listener: every call with the control token; with the peer
+        credential only grants and the reads of a peer syncing from this agent."""
+        peer_calls = {handle_heartbeat, self.data.handle_manifest, self.data.handle_get, self.data.handle_batch}
+        auth = bearer_auth(
+            self.config.token,
+            lambda p: p in OPEN_PATHS,
+            peer_may=lambda request: request.match_info.handler in peer_calls,
+        )
         app = web.Application(
-            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p in OPEN_PATHS)],
-            client_max_size=1024 * 1024,
+            middlewares=[stamp_receipt, json_errors, auth], client_max_size=1024 * 1024
         )  # JSON bodies; file PUTs stream past this limit
         app[RESOLVE] = lambda request: self.appliance
         add_control_routes(app)
@@ -96,7 +110,8 @@ class Agent:
     def build_intranet_app(self) -> web.Application:
         """The intranet listener, which users' networks reach: the open paths and the control
         plane's fallback heartbeat only. Every other path is 404 there, token or not."""
-        # Only the heartbeat needs the token here; any other path is open or not routed at all.
+        # Only the heartbeat needs the token here (the control token: peers heartbeat on the
+        # heartbeat network); any other path is open or not routed at all.
         app = web.Application(
             middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p != "/v1/heartbeat")],
             client_max_size=64 * 1024,

@@ -459,16 +459,25 @@ class AgentCore:
             max_clock_skew=get_number(body, "max_clock_skew", default=held.max_clock_skew, minimum=0),
         )
 
-    def heartbeat(self, body: Any, receipt_mono: float, receipt_wall: float) -> dict[str, Any]:
+    def heartbeat(
+        self, body: Any, receipt_mono: float, receipt_wall: float, *, from_peer: bool = False
+    ) -> dict[str, Any]:
         """`POST /v1/heartbeat`: accept or refuse the grant it carries.
 
-        `receipt_mono` must be read before anything else happens to the request.
+        `receipt_mono` must be read before anything else happens to the request. A grant sent with
+        the peer credential (`from_peer`) is capped at the lease the control plane last commanded
+        (`settings.lease_s`): a peer can keep this agent serving, never for longer than that.
         Returns the core part of the answer (role, epoch, seq, lease, grant result).
         """
         body = require_object(body)
         epoch = get_int(body, "epoch")
         lease_s = get_number(body, "lease_s", minimum=0)
         sent_at = get_number(body, "sent_at")
+        if from_peer and lease_s > self.settings.lease_s:
+            self.log.info(
+                "%s: peer grant of %gs capped at the commanded lease %gs", self.name, lease_s, self.settings.lease_s
+            )
+            lease_s = self.settings.lease_s
         self.expire(receipt_mono)
         reason = self.check_grant(epoch, lease_s, sent_at, receipt_wall)
         if reason is None:

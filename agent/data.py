@@ -4,7 +4,8 @@ Files are streamed both ways (never a whole file in memory; `POST /v1/data/batch
 files, each under BATCH_FILE_MAX, in one answer so that replication does not pay an HTTP exchange
 per small file). A PUT is written to a temp file in a
 hidden directory inside the data directory, checked against `X-Sha256`, fsynced and renamed, so a
-reader sees the old file or the new one, never half of it. PUT and DELETE need only the token:
+reader sees the old file or the new one, never half of it. PUT and DELETE need only the control
+token (a peer credential may read, never write: agent/credentials.py):
 ordering by (epoch, seq) belongs to the sync job that calls them (`/v1/sync`, a later module).
 """
 

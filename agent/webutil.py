@@ -14,10 +14,15 @@ from typing import Any
 from aiohttp import web
 
 from agent.core import BadRequest, Refused
+from agent.credentials import peer_credential
 
 log = logging.getLogger("agent.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+CREDENTIAL = "credential"  # request key: which credential a request carried (absent on open paths)
+CONTROL = "control"
+PEER = "peer"
 
 
 class ApiError(Exception):
@@ -53,15 +58,33 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_response(500, "internal error (see the agent's log)")
 
 
-def bearer_auth(token: str, open_paths: Callable[[str], bool]) -> Any:
-    """Middleware refusing (401) requests without `Authorization: Bearer <token>`."""
+def bearer_auth(
+    token: str, open_paths: Callable[[str], bool], peer_may: Callable[[web.Request], bool] | None = None
+) -> Any:
+    """Middleware refusing (401) requests without `Authorization: Bearer <token>`.
+
+    With `peer_may`, the peer credential derived from `token` (agent/credentials.py) is accepted
+    too, but only for the requests `peer_may` allows; any other call with it is refused (403).
+    `request[CREDENTIAL]` says which of the two a request carried.
+    """
     expected = f"Bearer {token}".encode()
+    peer_expected = f"Bearer {peer_credential(token)}".encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not open_paths(request.path):
             given = request.headers.get("Authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
+            if hmac.compare_digest(given, expected):
+                request[CREDENTIAL] = CONTROL
+            elif peer_may is not None and hmac.compare_digest(given, peer_expected):
+                if not peer_may(request):
+                    return error_response(
+                        403,
+                        f"the peer credential may not call {request.method} {request.path}: it may only send "
+                        "heartbeats and read data for a sync; this call needs the control token",
+                    )
+                request[CREDENTIAL] = PEER
+            else:
                 return error_response(401, "missing or wrong bearer token")
         return await handler(request)
 

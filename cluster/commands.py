@@ -16,6 +16,8 @@ from django.db import connection
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 
+from agent.credentials import peer_credential
+
 from .agent_client import AgentAnswer, call_once
 from .models import Cluster, Server
 
@@ -67,7 +69,8 @@ class RoleCommand:
         }
         if self.peer is not None:
             body["peer_url"] = self.peer.heartbeat_url
-            body["peer_token"] = self.peer.agent_token
+            # The peer's peer credential, never its control token (docs/operator-guide.md).
+            body["peer_token"] = peer_credential(self.peer.agent_token)
         if self.candidacy is not None:
             body["candidacy"] = self.candidacy
         if self.grant is not None:

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from agent.credentials import peer_credential
 from alerts.choices import EventType
 from alerts.events import record_event
 from licensing.models import License, SoftwareModule, Source
@@ -160,7 +161,8 @@ class Replication:
     def _start_sync(self, *, delete: bool) -> str:
         body = {
             "source_url": self.primary.heartbeat_url,
-            "source_token": self.primary.agent_token,
+            # The primary's peer credential: it may read the primary's data, nothing else.
+            "source_token": peer_credential(self.primary.agent_token),
             "epoch": self.cluster.epoch,
             "seq": allocate_seq(self.cluster.pk),
             # Files only the secondary holds are kept in its quarantine folder, never deleted, when it

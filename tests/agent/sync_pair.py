@@ -32,7 +32,7 @@ class Pair:
     ) -> tuple[int, Any]:
         body = {
             "source_url": source_url or self.primary.heartbeat_url,
-            "source_token": self.primary.token,
+            "source_token": self.primary.peer_credential,
             "epoch": epoch,
             "seq": next(self.seqs) if seq is None else seq,
             **fields,

@@ -126,6 +126,24 @@ def test_it_never_shortens_a_lease(clock: Clock) -> None:
     assert core.lease_until == until
 
 
+def test_a_peer_grant_is_capped_at_the_commanded_lease_after_a_settings_change(clock: Clock) -> None:
+    core = make_core(clock)
+    role(core, "primary", 1, 1, lease_s=2.0)
+    body = {"epoch": 1, "lease_s": 9.0, "sent_at": clock.wall}
+    assert core.heartbeat(body, clock.mono, clock.wall, from_peer=True)["lease_until"] == pytest.approx(clock.mono + 2)
+    # The control plane shortens the lease; the secondary, not told yet, still grants the old one.
+    role(core, "primary", 1, 2, lease_s=1.5)
+    clock.advance(1.9)
+    body = {"epoch": 1, "lease_s": 2.0, "sent_at": clock.wall}
+    answer = core.heartbeat(body, clock.mono, clock.wall, from_peer=True)
+    assert answer["grant_accepted"] and answer["lease_until"] == pytest.approx(clock.mono + 1.5)
+    body = {"epoch": 1, "lease_s": 1.0, "sent_at": clock.wall}  # less than commanded: taken as it is
+    assert core.heartbeat(body, clock.mono, clock.wall, from_peer=True)["grant_accepted"]
+    assert core.heartbeat({**body, "lease_s": 9.0}, clock.mono, clock.wall)["lease_until"] == pytest.approx(
+        clock.mono + 9
+    )  # the control plane's own grant is not capped
+
+
 @pytest.mark.parametrize(
     "epoch,delay,reason",
     [

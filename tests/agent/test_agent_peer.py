@@ -24,11 +24,15 @@ def pair(agent_factory, **overrides: float) -> tuple[AgentProcess, AgentProcess]
     primary = agent_factory("p")
     secondary = agent_factory("s")
     assert (
-        primary.role("primary", 1, 1, peer_url=secondary.heartbeat_url, peer_token=secondary.token, **settings)[0]
+        primary.role(
+            "primary", 1, 1, peer_url=secondary.heartbeat_url, peer_token=secondary.peer_credential, **settings
+        )[0]
         == 200
     )
     assert (
-        secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token, **settings)[0]
+        secondary.role(
+            "secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.peer_credential, **settings
+        )[0]
         == 200
     )
     return primary, secondary
@@ -136,7 +140,9 @@ def test_candidacy_failover_never_overlaps(agent_factory) -> None:
         assert secondary.primary_status() == 200
         # Best-effort demotion of the old primary; it then grants the new one.
         assert (
-            primary.role("secondary", 2, 6, peer_url=secondary.heartbeat_url, peer_token=secondary.token, **SETTINGS)[0]
+            primary.role(
+                "secondary", 2, 6, peer_url=secondary.heartbeat_url, peer_token=secondary.peer_credential, **SETTINGS
+            )[0]
             == 200
         )
         wait_until(lambda: poller.count(secondary.heartbeat_url, 200) >= 5, 5, message="new primary served")
@@ -179,7 +185,9 @@ def test_the_first_grant_over_a_link_that_recovers_while_connecting_is_accepted(
     assert primary.role("primary", 1, 1, **DEFAULTS)[0] == 200
     relay = SynDropRelay(primary.heartbeat_port)
     try:
-        status, _ = secondary.role("secondary", 1, 2, peer_url=relay.url, peer_token=primary.token, **DEFAULTS)
+        status, _ = secondary.role(
+            "secondary", 1, 2, peer_url=relay.url, peer_token=primary.peer_credential, **DEFAULTS
+        )
         assert status == 200
         configured = clock()
         wait_until(lambda: clock() >= configured + 0.3, 2, message="the link cut for 0.3 s")

@@ -52,7 +52,7 @@ def test_replica_is_200_only_on_a_secondary_that_hears_its_peer(agent_factory, t
     primary = agent_factory("p")
     secondary = agent_factory("s", checks=[{"name": "db", "command": f"test -e {flag}", "interval": 0.1}])
     primary.role("primary", 1, 1, **SETTINGS)
-    secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token, **SETTINGS)
+    secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.peer_credential, **SETTINGS)
     wait_until(lambda: ask(secondary, "/v1/replica")[0] == 200, 3, message="a healthy replica")
     assert ask(secondary, "/v1/replica")[1] == {"replica": True, "serving": True, "name": "s"}
     assert secondary.request("HEAD", "/v1/replica", auth=False) == (200, b"")

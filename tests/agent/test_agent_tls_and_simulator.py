@@ -28,7 +28,7 @@ def test_tls_serves_both_listeners_and_secondary_grants_over_https(agent_factory
         urllib.request.urlopen(f"http://127.0.0.1:{primary.heartbeat_port}/v1/primary", timeout=2)
     settings = {"interval_s": 0.2, "lease_s": 0.6}
     primary.role("primary", 1, 1, **settings)
-    secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token, **settings)
+    secondary.role("secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.peer_credential, **settings)
     primary.wait_primary_status(200, timeout=3)  # granted by the secondary, over verified TLS
     assert secondary.heartbeat(0, 0)["peer"]["ok"] is True
 
@@ -38,7 +38,13 @@ def test_an_unverifiable_peer_certificate_is_no_answer(agent_factory, tls_cert) 
     secondary = agent_factory("s")  # no --peer-ca: the self-signed certificate fails
     primary.role("primary", 1, 1, interval_s=0.2, lease_s=0.6)
     secondary.role(
-        "secondary", 1, 2, peer_url=primary.heartbeat_url, peer_token=primary.token, interval_s=0.2, lease_s=0.6
+        "secondary",
+        1,
+        2,
+        peer_url=primary.heartbeat_url,
+        peer_token=primary.peer_credential,
+        interval_s=0.2,
+        lease_s=0.6,
     )
     wait_until(lambda: secondary.heartbeat(0, 0)["peer"]["ok"] is False, 3, message="peer not trusted")
     assert primary.primary_status() == 503

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import pytest
 
+from agent.credentials import peer_credential
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOKEN = "test-agent-token"
 
@@ -63,7 +65,7 @@ class AgentProcess:
         base_dir: Path,
         name: str = "agent",
         *,
-        token: str = DEFAULT_TOKEN,
+        token: str | None = None,
         checks: list[dict[str, Any]] | None = None,
         clock_offset: float = 0.0,
         tls: tuple[Path, Path] | None = None,
@@ -77,7 +79,8 @@ class AgentProcess:
     ) -> None:
         self.base_dir = Path(base_dir)
         self.name = name
-        self.token = token
+        # A token of its own per agent (unless given), so a mix-up between two agents' credentials shows.
+        self.token = token or f"{DEFAULT_TOKEN}-{name}"
         self.checks = checks or []
         self.clock_offset = clock_offset
         self.tls = tls
@@ -94,6 +97,11 @@ class AgentProcess:
         self.log_path = self.base_dir / "agent.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.base_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def peer_credential(self) -> str:
+        """What this agent's peer may hold: heartbeats and data reads only (agent/credentials.py)."""
+        return peer_credential(self.token)
 
     # -- URLs -------------------------------------------------------------------------------
 
