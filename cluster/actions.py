@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 from audit.models import Action
 from audit.record import record
 
@@ -62,23 +60,12 @@ def start_switchover(cluster_id: int, request) -> Outcome:
     written into the request (`requested_by`)."""
     cluster = Cluster.objects.select_related("primary", "secondary").get(pk=cluster_id)
     reasons = preflight_switchover(cluster)
-    if not reasons and not request_switchover(cluster):
+    if not reasons and not request_switchover(cluster, requested_by=request.user.get_username()):
         reasons = [ALREADY_RUNNING]
     details = {"from": cluster.primary.name, "to": cluster.secondary.name, "epoch": cluster.epoch}
     if reasons:
         record(request, Action.SWITCHOVER, cluster, details={**details, "outcome": "refused", "reasons": reasons})
         return Outcome(reasons=reasons)
-    _name_requester(cluster.pk, request.user.get_username())
     record(request, Action.SWITCHOVER, cluster, details={**details, "outcome": "started"})
     run_failover.apply_async((cluster.pk,), expires=30)
     return Outcome("switchover started")
-
-
-def _name_requester(cluster_id: int, username: str) -> None:
-    """Add `requested_by` to the request just written, unless the failover already took it (the
-    row's request is then another or none: the update matches nothing)."""
-    with transaction.atomic():
-        written = Cluster.objects.select_for_update().filter(pk=cluster_id).values_list("failover_request", flat=True)
-        request = next(iter(written), None)
-        if request and request.get("cause") == "switchover" and "requested_by" not in request:
-            Cluster.objects.filter(pk=cluster_id).update(failover_request={**request, "requested_by": username})

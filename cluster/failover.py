@@ -144,6 +144,8 @@ class Failover:
             return "not claimed"
         request = cluster.failover_request or {}
         cause = request.get("cause", "missed_heartbeats")
+        if request.get("requested_by"):  # an operator's switchover: its events name who asked
+            self.evidence["requested_by"] = request["requested_by"]
         try:
             if request.get("seen_epoch") != cluster.epoch or request.get("server_id") != cluster.primary_id:
                 raise Abandoned("the request names an epoch or primary that is no longer current")
@@ -445,12 +447,13 @@ def preflight_switchover(cluster: Cluster) -> list[str]:
     return reasons
 
 
-def request_switchover(cluster: Cluster) -> bool:
+def request_switchover(cluster: Cluster, requested_by: str = "") -> bool:
     request = {
         "cause": "switchover",
         "server_id": cluster.primary_id,
         "seen_epoch": cluster.epoch,
         "requested_at": time.time(),
+        **({"requested_by": requested_by} if requested_by else {}),
     }
     return bool(
         Cluster.objects.filter(pk=cluster.pk, epoch=cluster.epoch, failover_request__isnull=True)

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, connections
+from django.db.models import ProtectedError
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -24,6 +25,10 @@ def exception_handler(exc, context):
             if connection.in_atomic_block:
                 connection.set_rollback(True)
         return Response({"detail": "A value is out of range for its field."}, status=400)
+    if isinstance(exc, ProtectedError):
+        # Deleting a deployment that holds clusters, or a server a cluster uses: refused, not a 500.
+        names = sorted({str(obj) for obj in exc.protected_objects})[:10]
+        return Response({"detail": f"In use by {', '.join(names)}: remove those first."}, status=409)
     return drf_exception_handler(exc, context)
 
 

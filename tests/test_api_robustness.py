@@ -130,3 +130,15 @@ def test_a_value_the_database_refuses_leaves_an_enclosing_transaction_usable(vie
 
     assert refused.status_code == 400
     assert viewer_api.get("/api/v1/events/").status_code == 200
+
+
+def test_deleting_what_a_cluster_still_uses_is_a_409_not_a_500(admin_api):
+    cluster = ClusterFactory()
+
+    server = admin_api.delete(f"/api/v1/servers/{cluster.primary_id}/")
+    deployment = admin_api.delete(f"/api/v1/deployments/{cluster.deployment_id}/") if cluster.deployment_id else None
+
+    assert server.status_code == 409, server.content
+    assert cluster.name in server.json()["detail"]
+    if deployment is not None:
+        assert deployment.status_code in (409, 400), deployment.content

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def operator_client(transactional_db):
     client = APIClient()
-    client.force_authenticate(UserFactory(role="operator"))
+    client.force_authenticate(UserFactory(username="oscar-operator", role="operator"))
     return client
 
 
@@ -29,6 +29,8 @@ def test_a_switchover_swaps_the_roles_without_two_primaries(make_cluster, operat
     under_test.secondary_agent.wait_primary_status(200, timeout=5)
     under_test.primary_agent.wait_primary_status(503, timeout=5)
     assert under_test.events("switchover_completed") == ["switchover_completed"]
+    completed = under_test.wait_event("switchover_completed", 1)
+    assert completed.details["requested_by"] == "oscar-operator"  # the event names who asked
     under_test.assert_never_two_primaries()
     gap = _longest_gap(under_test)
     assert gap <= cluster.effective_lease_s, f"no primary served for {gap:.2f} s"
