@@ -94,7 +94,7 @@ class Agent:
         credential only grants and the reads of a peer syncing from this agent."""
         peer_calls = {handle_heartbeat, self.data.handle_manifest, self.data.handle_get, self.data.handle_batch}
         auth = bearer_auth(
-            self.config.token,
+            (self.config.token, self.config.next_token or ""),
             lambda p: p in OPEN_PATHS,
             peer_may=lambda request: request.match_info.handler in peer_calls,
         )
@@ -113,7 +113,11 @@ class Agent:
         # Only the heartbeat needs the token here (the control token: peers heartbeat on the
         # heartbeat network); any other path is open or not routed at all.
         app = web.Application(
-            middlewares=[stamp_receipt, json_errors, bearer_auth(self.config.token, lambda p: p != "/v1/heartbeat")],
+            middlewares=[
+                stamp_receipt,
+                json_errors,
+                bearer_auth((self.config.token, self.config.next_token or ""), lambda p: p != "/v1/heartbeat"),
+            ],
             client_max_size=64 * 1024,
         )
         app[RESOLVE] = lambda request: self.appliance

@@ -41,6 +41,7 @@ class AgentConfig:
     data_dir: Path
     state_dir: Path
     token: str
+    next_token: str | None = None  # accepted beside `token` during a rotation
     intranet_listen: Listen | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -143,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="bearer token every call but /v1/primary, /v1/replica and /v1/health must carry "
         "(default: $DMS_AGENT_TOKEN)",
     )
+    p.add_argument(
+        "--next-token",
+        help="a second token accepted beside --token while the control plane moves to it (a token "
+        "rotation without a failover; default: $DMS_AGENT_TOKEN_NEXT)",
+    )
     p.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS on both listeners")
     p.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     p.add_argument(
@@ -242,6 +248,7 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         raise ConfigError("check names must be unique")
 
     token = opt("token") or os.environ.get("DMS_AGENT_TOKEN")
+    next_token = opt("next_token") or os.environ.get("DMS_AGENT_TOKEN_NEXT") or None
     missing = [
         k
         for k, v in (
@@ -273,6 +280,7 @@ def load_config(argv: list[str] | None = None) -> tuple[AgentConfig, str]:
         data_dir=Path(opt("data_dir")),
         state_dir=Path(opt("state_dir")),
         token=token,
+        next_token=next_token,
         tls_cert=path("tls_cert"),
         tls_key=path("tls_key"),
         peer_ca=path("peer_ca"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -59,24 +59,32 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
 
 
 def bearer_auth(
-    token: str, open_paths: Callable[[str], bool], peer_may: Callable[[web.Request], bool] | None = None
+    token: str | Sequence[str],
+    open_paths: Callable[[str], bool],
+    peer_may: Callable[[web.Request], bool] | None = None,
 ) -> Any:
     """Middleware refusing (401) requests without `Authorization: Bearer <token>`.
 
-    With `peer_may`, the peer credential derived from `token` (agent/credentials.py) is accepted
+    `token` may be several: during a rotation the agent accepts the old and the new control token
+    (and the peer credential of each) until the control plane has moved to the new one.
+    With `peer_may`, the peer credential derived from a token (agent/credentials.py) is accepted
     too, but only for the requests `peer_may` allows; any other call with it is refused (403).
     `request[CREDENTIAL]` says which of the two a request carried.
     """
-    expected = f"Bearer {token}".encode()
-    peer_expected = f"Bearer {peer_credential(token)}".encode()
+    tokens = [token] if isinstance(token, str) else [t for t in token if t]
+    expected = [f"Bearer {t}".encode() for t in tokens]
+    peer_expected = [f"Bearer {peer_credential(t)}".encode() for t in tokens]
+
+    def matches(given: bytes, candidates: list[bytes]) -> bool:
+        return any([hmac.compare_digest(given, candidate) for candidate in candidates])  # all compared
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not open_paths(request.path):
             given = request.headers.get("Authorization", "").encode()
-            if hmac.compare_digest(given, expected):
+            if matches(given, expected):
                 request[CREDENTIAL] = CONTROL
-            elif peer_may is not None and hmac.compare_digest(given, peer_expected):
+            elif peer_may is not None and matches(given, peer_expected):
                 if not peer_may(request):
                     return error_response(
                         403,

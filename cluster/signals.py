@@ -3,6 +3,8 @@ API all save through the model; the engine writes by conditional UPDATE and trig
 
 - A new cluster: both agents are configured once the row is committed, then the initial sync
   follows (docs/design.md, "Cluster created").
+- A server's new agent token reaches its peer, which must heartbeat it with the new token's peer
+  credential (the agent accepts the old and the new token meanwhile: `--next-token`).
 - A change of timing (interval, lease, grant delay, skew) is a command to both agents; until both
   have acknowledged it, `lease_bound_s` holds the longest lease a granter may still be granting, old
   or new, and every lease wait uses it (docs/protocol.md, "Settings changes are commands").
@@ -11,12 +13,13 @@ API all save through the model; the engine writes by conditional UPDATE and trig
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 from django.utils import timezone
 
-from .models import Cluster
-from .tasks import configure_cluster, push_settings
+from .models import Cluster, Server
+from .tasks import configure_cluster, push_peer_credentials, push_settings
 
 TIMING_FIELDS = ("heartbeat_interval", "lease_s", "max_grant_delay", "max_clock_skew")
 
@@ -37,3 +40,17 @@ def bound_the_lease_across_a_timing_change(sender, instance: Cluster, raw=False,
 def configure_a_new_cluster(sender, instance: Cluster, created: bool, raw=False, **kwargs) -> None:
     if created and not raw:
         transaction.on_commit(lambda: configure_cluster.delay(instance.pk))
+
+
+@receiver(pre_save, sender=Server)
+def send_the_peer_a_new_token_credential(sender, instance: Server, raw=False, **kwargs) -> None:
+    if raw or instance.pk is None:
+        return
+    before = Server.objects.filter(pk=instance.pk).first()
+    if before is None or before.agent_token == instance.agent_token:
+        return
+    clusters = Cluster.objects.filter(Q(primary_id=instance.pk) | Q(secondary_id=instance.pk)).values_list(
+        "id", flat=True
+    )
+    for cluster_id in clusters:
+        transaction.on_commit(lambda cluster_id=cluster_id: push_peer_credentials.delay(cluster_id))

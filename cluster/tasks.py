@@ -291,28 +291,32 @@ def configure_cluster(cluster_id: int) -> str:
     return "configured"
 
 
+def _resend_roles(cluster: Cluster) -> bool:
+    """Both agents sent the role they hold again (same epoch, a new seq), carrying the cluster's
+    current settings and each one's peer credential; True once both acknowledged. The primary only
+    while it holds the primary role at this epoch (a primary that does not is the failover
+    pipeline's to reconcile, never a command's to promote)."""
+    held = [send_role(cluster, cluster.secondary, RoleCommand(Role.SECONDARY, cluster.epoch, peer=cluster.primary))]
+    if disagreement(probe_agent(cluster.primary, cluster.epoch).body, cluster.epoch) == "":
+        held.append(
+            send_role(cluster, cluster.primary, RoleCommand(Role.PRIMARY, cluster.epoch, peer=cluster.secondary))
+        )
+    return len(held) == 2 and all(answer.ok for answer in held)
+
+
 @shared_task(ignore_result=True)
 def push_settings(cluster_id: int) -> str:
-    """A change of timing as an ordered command to both agents, same role and epoch, new seq
-    (docs/protocol.md, "Settings changes are commands"). Once both hold it and the longest old
-    lease has run out since the change (a control-plane grant of the old lease may have left just
-    before it), `lease_bound_s` is cleared; until then it is tried again."""
+    """A change of timing as an ordered command to both agents (docs/protocol.md, "Settings
+    changes are commands"). Once both hold it and the longest old lease has run out since the
+    change (a control-plane grant of the old lease may have left just before it), `lease_bound_s`
+    is cleared; until then it is tried again."""
     cluster = Cluster.objects.select_related("primary", "secondary").filter(pk=cluster_id).first()
     if cluster is None or cluster.lease_bound_s is None:
         return "nothing to push"
     if cluster.state == ClusterState.FAILING_OVER or cluster.failover_request is not None:
         push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
         return "failover in progress"
-    held = [
-        send_role(cluster, cluster.secondary, RoleCommand(Role.SECONDARY, cluster.epoch, peer=cluster.primary)),
-    ]
-    # The primary keeps its role: the same command, only if it holds that role at this epoch now
-    # (a primary that does not is the failover pipeline's to reconcile, never a command's to promote).
-    if disagreement(probe_agent(cluster.primary, cluster.epoch).body, cluster.epoch) == "":
-        held.append(
-            send_role(cluster, cluster.primary, RoleCommand(Role.PRIMARY, cluster.epoch, peer=cluster.secondary))
-        )
-    if len(held) < 2 or not all(answer.ok for answer in held):
+    if not _resend_roles(cluster):
         push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
         return "not acknowledged by both agents yet"
     settled_at = cluster.settings_changed_at + timedelta(seconds=cluster.lease_bound_s)
@@ -321,6 +325,24 @@ def push_settings(cluster_id: int) -> str:
         return "acknowledged; the old lease may still run"
     # Cleared only if no newer change came meanwhile.
     Cluster.objects.filter(pk=cluster_id, settings_changed_at=cluster.settings_changed_at).update(lease_bound_s=None)
+    return "acknowledged"
+
+
+PEER_CREDENTIAL_ATTEMPTS = 60  # then the next role command (a reconcile, a failover) carries it
+
+
+@shared_task(ignore_result=True)
+def push_peer_credentials(cluster_id: int, attempt: int = 1) -> str:
+    """A server's agent token changed: its peer must heartbeat it with the new token's peer
+    credential (a token rotation without a failover: operator guide, "Keys and tokens")."""
+    cluster = Cluster.objects.select_related("primary", "secondary").filter(pk=cluster_id).first()
+    if cluster is None:
+        return "no such cluster"
+    busy = cluster.state == ClusterState.FAILING_OVER or cluster.failover_request is not None
+    if busy or not _resend_roles(cluster):
+        if attempt < PEER_CREDENTIAL_ATTEMPTS:
+            push_peer_credentials.apply_async((cluster_id, attempt + 1), countdown=cluster.heartbeat_interval)
+        return "not acknowledged by both agents yet"
     return "acknowledged"
 
 
