@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from cluster.models import ApiToken
 from tests.factories import UserFactory
 from tests.support.processes import REPO_ROOT, web_server
 
@@ -24,7 +24,7 @@ def web(django_db_setup, django_db_blocker, tmp_path_factory):
 
 
 def token_for(role: str | None, username: str) -> str:
-    return Token.objects.create(user=UserFactory(username=username, role=role)).key
+    return ApiToken.issue(UserFactory(username=username, role=role))
 
 
 @pytest.fixture
