@@ -45,9 +45,8 @@ def main() -> int:
         create_rows(all_urls, args.interval, 20)
         ids = list(Cluster.objects.order_by("id").values_list("id", flat=True))
         state = HeartbeatState()
-        now = time.time()
         for cluster_id in ids:
-            state.load_fence(cluster_id, 1, now)
+            state.load_fence(cluster_id, 1)
         batches = [ids[i : i + BATCH] for i in range(0, len(ids), BATCH)]
 
         def run(count: int) -> tuple[int, float]:

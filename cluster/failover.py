@@ -105,7 +105,7 @@ class Failover:
         cluster = self.load()
         self.reached = cluster.step
         # Grants stop now: the fence is raised in Redis too, where every grant is recorded (§4a.3).
-        self.state.set_fence(cluster.pk, cluster.grant_fence_epoch, time.time())
+        self.state.set_fence(cluster.pk, cluster.grant_fence_epoch)
         log.info("failover of %s claimed by %s (step %s)", cluster.name, self.token, cluster.step)
         return cluster
 
@@ -236,13 +236,17 @@ class Failover:
         margin = cluster.longest_lease_s + cluster.max_grant_delay + cluster.max_clock_skew
         while True:
             # A Redis that restarted (even from a snapshot) lost grant records: count from now.
-            self.state.ensure_fences({cluster.pk: cluster.grant_fence_epoch}, time.time())
+            self.state.ensure_fences({cluster.pk: cluster.grant_fence_epoch})
             identity = self.state.identity()
-            bound = max(self.state.grant_bound(cluster.pk), secondary_last_grant)
+            # Every bound on Redis's clock, the one all control-plane hosts record grants on: this
+            # host's own clock may be off from the heartbeat worker's. The secondary's last grant is
+            # an age it measured, placed on this host's clock, then moved onto Redis's.
+            offset = self.state.now() - time.time()
+            bound = max(self.state.grant_bound(cluster.pk), secondary_last_grant + offset)
             until = bound + margin
             self.evidence.update(last_grant_at=bound, lease_deadline=until)
-            while time.time() < until:
-                time.sleep(min(0.1, max(0.0, until - time.time())))
+            while self.state.now() < until:
+                time.sleep(min(0.1, max(0.0, until - self.state.now())))
                 self.renew(FailoverStep.WAIT)
                 if cause == "missed_heartbeats" and not self.committed_to_promote:
                     self._abandon_if_primary_back(cluster, cause)
@@ -359,7 +363,7 @@ class Failover:
                 server=cluster.secondary,
                 details={"cause": cause, **self.evidence, **details},
             )
-        self.state.set_fence(cluster.pk, current.epoch, time.time())
+        self.state.set_fence(cluster.pk, current.epoch)
         metrics.record_failover(event_type.value.split("_")[-1], cause)
 
     def cause_stands(self, cluster: Cluster, cause: str) -> None:

@@ -43,20 +43,28 @@ def open_key(server_id: int) -> str:
     return f"{PREFIX}open:{server_id}"
 
 
-# "Unless fenced for this cluster, record now and return sent_at" (§4a.2), for each (fence key,
-# grant key) pair in KEYS and (epoch, sent_at) pair in ARGV. Answers {1, previous sent_at} per pair
-# when recorded, {0, reason} when no grant may be sent.
-_RECORD_GRANTS = """
-local function record(fence_key, grant_key, epoch, now)
+# Times kept for lease waits are Redis's own clock (TIME), one clock for every control-plane host:
+# a failover worker on a host whose clock runs ahead of the heartbeat worker's would otherwise end
+# a wait early (docs/protocol.md, "Skew is blamed pairwise": control-plane hosts).
+_REDIS_NOW = """
+local t = redis.call('TIME')
+local now = string.format('%d.%06d', t[1], t[2])
+"""
+
+# "Unless fenced for this cluster, record now" (§4a.2), for each (fence key, grant key) pair in KEYS
+# and (epoch, sent_at) pair in ARGV: `recorded_at` on Redis's clock (what a lease wait counts from),
+# `sent_at` as the grant carries it (evidence). Answers {1, ''} per pair when recorded, {0, reason}
+# when no grant may be sent.
+_RECORD_GRANTS = (
+    _REDIS_NOW
+    + """
+local function record(fence_key, grant_key, epoch, sent_at)
   local fence = redis.call('HGET', fence_key, 'epoch')
   if not fence then return {0, 'no fence loaded'} end
   if tonumber(epoch) < tonumber(fence) then return {0, 'fenced at epoch ' .. fence} end
   if redis.call('HGET', grant_key, 'stopped') == '1' then return {0, 'stopped: no answer in the last slot'} end
-  local previous = redis.call('HGET', grant_key, 'sent_at') or ''
-  if previous == '' or tonumber(now) > tonumber(previous) then
-    redis.call('HSET', grant_key, 'sent_at', now, 'epoch', epoch)
-  end
-  return {1, previous}
+  redis.call('HSET', grant_key, 'recorded_at', now, 'sent_at', sent_at, 'epoch', epoch)
+  return {1, ''}
 end
 local out = {}
 for i = 1, #KEYS / 2 do
@@ -65,23 +73,26 @@ for i = 1, #KEYS / 2 do
 end
 return out
 """
+)
 
-# Set the fences of KEYS to the epochs ARGV[3…] (ARGV[1] = now, ARGV[2] = 'force' or not). A fence
-# put into a Redis that had none (first use, or after a restart that lost it) records when: grants
-# before that moment are unknown (§4a.9). Without 'force' an existing fence is kept. Answers the
-# epochs held.
-_SET_FENCES = """
+# Set the fences of KEYS to the epochs ARGV[2…] (ARGV[1] = 'force' or not). A fence put into a Redis
+# that had none (first use, or after a restart) records when, on Redis's clock: grants before that
+# moment are unknown (§4a.9). Without 'force' an existing fence is kept. Answers the epochs held.
+_SET_FENCES = (
+    _REDIS_NOW
+    + """
 local held = {}
 for i, key in ipairs(KEYS) do
   if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'epoch', ARGV[i + 2], 'loaded_at', ARGV[1])
-  elseif ARGV[2] == 'force' then
-    redis.call('HSET', key, 'epoch', ARGV[i + 2])
+    redis.call('HSET', key, 'epoch', ARGV[i + 1], 'loaded_at', now)
+  elseif ARGV[1] == 'force' then
+    redis.call('HSET', key, 'epoch', ARGV[i + 1])
   end
   held[i] = redis.call('HGET', key, 'epoch')
 end
 return held
 """
+)
 
 # Count one heartbeat slot for a server, once: a slot at or before the last counted one is stale.
 # Answers {counted, consecutive misses, first missed slot time, consecutive answers}.
@@ -227,26 +238,26 @@ class HeartbeatState:
     def set_granting(self, cluster_id: int, granting: bool, client=None) -> None:
         (client or self.redis).hset(grant_key(cluster_id), "stopped", "0" if granting else "1")
 
-    def load_fences(self, epochs: dict[int, int], now: float) -> dict[int, int]:
+    def load_fences(self, epochs: dict[int, int]) -> dict[int, int]:
         """Put the database's fences into Redis where Redis has none (after a restart), in one call
         however many clusters; answers the fence each cluster holds."""
         if not epochs:
             return {}
         keys = [fence_key(cluster_id) for cluster_id in epochs]
-        held = self._fences(keys=keys, args=[repr(now), "", *epochs.values()])
+        held = self._fences(keys=keys, args=["", *epochs.values()])
         return {cluster_id: int(epoch) for cluster_id, epoch in zip(epochs, held, strict=True)}
 
-    def load_fence(self, cluster_id: int, epoch: int, now: float) -> int:
-        return self.load_fences({cluster_id: epoch}, now)[cluster_id]
+    def load_fence(self, cluster_id: int, epoch: int) -> int:
+        return self.load_fences({cluster_id: epoch})[cluster_id]
 
-    def set_fence(self, cluster_id: int, epoch: int, now: float) -> None:
-        self._fences(keys=[fence_key(cluster_id)], args=[repr(now), "force", epoch])
+    def set_fence(self, cluster_id: int, epoch: int) -> None:
+        self._fences(keys=[fence_key(cluster_id)], args=["force", epoch])
 
-    def ensure_fences(self, epochs: dict[int, int], now: float) -> dict[int, int]:
+    def ensure_fences(self, epochs: dict[int, int]) -> dict[int, int]:
         """`load_fences`, after forgetting every fence, grant record and open-incident set when
-        this Redis is not the one that held them: a restart loses the records of grants sent before it, and a
-        snapshot brings back old ones, which would end a lease wait too early. Grants are then
-        counted from the moment each fence is loaded again (its `loaded_at`)."""
+        this Redis is not the one that held them: a restart loses the records of grants sent before
+        it, and a snapshot brings back old ones, which would end a lease wait too early. Grants are
+        then counted from the moment each fence is loaded again (its `loaded_at`)."""
         run_id = self.identity()
         if _text(self.redis.get(BOOT_KEY) or b"") != run_id:
             # Open incidents too: they are rebuilt from the events in the database (incidents.py).
@@ -254,7 +265,21 @@ class HeartbeatState:
                 for key in self.redis.scan_iter(match=pattern, count=1000):
                     self.redis.delete(key)
             self.redis.set(BOOT_KEY, run_id)
-        return self.load_fences(epochs, now)
+        return self.load_fences(epochs)
+
+    def now(self) -> float:
+        """Redis's clock, the one lease waits count on."""
+        seconds, micros = self.redis.time()
+        return seconds + micros / 1e6
+
+    def grant_bound(self, cluster_id: int) -> float:
+        """The latest moment, on Redis's clock, the control plane may have sent a grant for this
+        cluster: its last recorded grant, or when this Redis first held the fence if that is later."""
+        recorded_at, loaded_at = (
+            self.redis.hget(grant_key(cluster_id), "recorded_at"),
+            self.redis.hget(fence_key(cluster_id), "loaded_at"),
+        )
+        return max(float(recorded_at or 0), float(loaded_at or 0))
 
     def identity(self) -> str:
         """This Redis process's run id: new at every start, snapshot or not."""
@@ -262,15 +287,6 @@ class HeartbeatState:
 
     def skewed(self) -> set[int]:
         return {int(member) for member in self.redis.smembers(SKEWED_SET)}
-
-    def grant_bound(self, cluster_id: int) -> float:
-        """The latest moment the control plane may have sent a grant for this cluster: its last
-        recorded grant, or when this Redis first held the fence if that is later."""
-        sent_at, loaded_at = (
-            self.redis.hget(grant_key(cluster_id), "sent_at"),
-            self.redis.hget(fence_key(cluster_id), "loaded_at"),
-        )
-        return max(float(sent_at or 0), float(loaded_at or 0))
 
     # -- slots ---------------------------------------------------------------------------------
     async def aevaluate_slots(self, entries: list[SlotEntry]) -> list[SlotState]:

@@ -55,7 +55,7 @@ def dispatch_heartbeats() -> int:
     now = time.time()
     rows = list(Cluster.objects.values_list("id", "heartbeat_interval", "grant_fence_epoch"))
     # After a Redis restart nothing is granted until the fences are back from the database (§4a.3).
-    state.ensure_fences({cluster_id: fence for cluster_id, _, fence in rows}, now)
+    state.ensure_fences({cluster_id: fence for cluster_id, _, fence in rows})
     by_interval: dict[float, list[int]] = defaultdict(list)
     for cluster_id, interval, _ in rows:
         by_interval[interval].append(cluster_id)

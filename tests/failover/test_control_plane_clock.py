@@ -12,6 +12,7 @@ from alerts.models import Event
 from tests.support.agents import wait_until
 from tests.support.controlplane import ARTIFACTS, restart_control_plane
 from tests.support.processes import celery_worker
+from tests.support.serving import clock
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +46,41 @@ def test_a_control_plane_clock_ahead_fails_nothing_over(make_cluster, control_pl
             under_test.assert_never_two_primaries()
     finally:
         restart_control_plane(control_plane, ["heartbeat"])
+
+
+@pytest.mark.skipif(not LIBFAKETIME, reason="libfaketime is not installed (Debian package faketime)")
+def test_a_failover_worker_clock_ahead_never_ends_a_lease_wait_early(make_cluster, control_plane):
+    """The failover worker's clock 1 s ahead of the heartbeat worker's, which recorded the last
+    grant. Before: the wait compared this worker's wall clock with that record and ended 1 s early,
+    while the old primary still held its lease: two primaries. Now grants are recorded, and waits
+    counted, on Redis's clock. A lease of 10 s (this test is about the wait) makes the wait outlast
+    detection; the secondary's link to the primary is cut, then the primary's answers to the control
+plane are lost while its requests (and grants) still arrive."""
+    under_test = make_cluster("failover-clock", proxied=True, lease_s=10.0)
+    control_plane["failover"].kill()
+    control_plane["failover"] = celery_worker(
+        ARTIFACTS, "failover", "failover", concurrency=2,
+        LD_PRELOAD=LIBFAKETIME[0], FAKETIME="+1",  # monotonic faked too: 0.9.10 fails time.sleep otherwise
+    )  # fmt: skip
+    try:
+        proxies = under_test.proxies[under_test.primary_agent.name].values()
+        # The secondary's grants stop first (its link to the primary cut): from then on only the
+        # control plane's grants keep the primary serving, and the last of them bounds the wait.
+        for proxy in proxies:
+            proxy.set("peer", "black_hole")
+        end = time.monotonic() + 3 * under_test.cluster.heartbeat_interval
+        wait_until(lambda: time.monotonic() >= end, 15, message="the secondary to stop granting")
+        for proxy in proxies:
+            proxy.set("control", "drop_answer")
+        cluster = under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 60, "the failover")
+        assert cluster.primary.name == under_test.secondary_agent.name
+        under_test.secondary_agent.wait_primary_status(200, timeout=5)
+        # The new primary served only once the wait's deadline had passed in real time (the
+        # deadline is on Redis's clock, this host's): its first serving moment, moved from the
+        # agents' clock to the wall clock, is not before it.
+        deadline = under_test.wait_event("failover_completed", 5).details["lease_deadline"]
+        first_served = under_test.secondary_agent.serving_intervals()[0][0] + (time.time() - clock())
+        assert first_served >= deadline - 0.05, f"promoted {deadline - first_served:.2f} s before the deadline"
+        under_test.assert_never_two_primaries()
+    finally:
+        restart_control_plane(control_plane, ["failover"])
