@@ -10,7 +10,12 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6391/0
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint check-deploy bench clean
+# The randomized fault campaign (docs/nemesis.md): root, its own database and Redis port.
+SEED ?=
+MINUTES ?= 3
+CLUSTERS ?= 4
+
+.PHONY: install run test lint check-deploy bench clean nemesis
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +30,9 @@ run: install
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+nemesis: install
+	$(PY) -m tests.nemesis --minutes $(MINUTES) --clusters $(CLUSTERS) $(if $(SEED),--seed $(SEED))
 
 lint: install
 	$(VENV)/bin/ruff check .
