@@ -24,11 +24,13 @@ from tests.nemesis import checkers, network
 from tests.nemesis.convergence import await_convergence, await_recoveries, bound_s, primary_status
 from tests.nemesis.faults import Nemesis, World, wait_redis
 from tests.nemesis.history import History, Sampler
+from tests.nemesis.notifications import Receivers
 from tests.nemesis.processes import WORKERS, Agent, celery_beat, celery_worker, control_env, control_ready, redis_server
 from tests.nemesis.report import render
 from tests.nemesis.schedule import draw_schedule
 from tests.nemesis.tls import CertificateAuthority
 from tests.support.controlplane import server_row
+from tests.support.notifications import CRASH_TIMEOUT_S
 
 START_TIMEOUT_S = 120
 TOKEN = "nemesis-agent-token"
@@ -61,6 +63,7 @@ class Campaign:
         self.clusters: dict[str, dict[str, Any]] = {}
         self.world: World | None = None
         self.sampler: Sampler | None = None
+        self.receivers: Receivers | None = None
 
     def say(self, message: str) -> None:
         print(f"nemesis {self.history.since(time.monotonic())}: {message}", flush=True)
@@ -95,6 +98,7 @@ class Campaign:
         window_end = time.monotonic()
         rows = Cluster.objects.filter(pk__in=[c["pk"] for c in self.clusters.values()])
         await_recoveries(self.history, self.clusters, max(r.replication_interval + bound_s(r) for r in rows))
+        self.receivers.check(self.history, CRASH_TIMEOUT_S)
         self.sampler.stop()
         self.record_events()
         violations, availability = self.check(window_start, window_end)
@@ -127,7 +131,8 @@ class Campaign:
         context = self.ssl_context()
         for agent in self.agents.values():
             wait_for(lambda a=agent: primary_status(a, context) is not None, 30, f"{agent.name} answering")
-        env = control_env(self.database_url, self.redis_url, ca.pem)
+        self.receivers = Receivers(self.run_dir)
+        env = {**control_env(self.database_url, self.redis_url, ca.pem), **self.receivers.env()}
         logs = self.run_dir / "logs"
         self.control = {queue: celery_worker(queue, concurrency, env, logs) for queue, concurrency in WORKERS}
         self.control["beat"] = celery_beat(env, logs)
@@ -157,6 +162,7 @@ class Campaign:
             }
             with transaction.atomic():
                 cluster = Cluster.objects.create(name=name, application="dmm", primary=rows["a"], secondary=rows["b"])
+                self.receivers.add_rules(cluster)
             self.clusters[name] = {"pk": cluster.pk, "agents": {a.name: a for a in agents.values()}}
         context = self.ssl_context()
 
@@ -229,6 +235,8 @@ class Campaign:
         for agent in self.agents.values():
             agent.kill()
         self.redis.kill()
+        if self.receivers is not None:
+            self.receivers.stop()
         network.teardown()
         self.history.close()
         connection.close()

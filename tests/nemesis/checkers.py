@@ -6,7 +6,8 @@
 - Epochs: an epoch is served by one appliance only, and held as primary by one only; the database's
   epoch never goes back; an agent's never goes back unless its state was wiped; completed
   promotions (failover and switchover events) go up by exactly one each.
-- Convergence and recovery, as the quiet tail observed them (`convergence.py`).
+- Convergence and recovery, as the quiet tail observed them (`convergence.py`), and notifications
+  that did not reach a target (`notifications.py`).
 Availability is measured here too: the share of the window in which some appliance served.
 """
 
@@ -196,6 +197,8 @@ def tail_violations(records: list[dict]) -> list[Violation]:
                     f"not converged {record['bound_s']:.0f}s after the faults healed: {record['observed']}",
                 )  # fmt: skip
             )
+        if record["kind"] == "undelivered":
+            found.append(Violation("undelivered", record["cluster"], record["t"], " / ".join(record["missing"])))
         if record["kind"] == "recovery":
             for missing in record["missing"]:
                 found.append(Violation("unrecovered", record["cluster"], record["t"], f"no recovery for {missing}"))

@@ -5,7 +5,8 @@ TCP reset, random loss with `numgen`, duplication with `dup`), or the delay prox
 to it; process faults are signals to real processes (SIGKILL then a restart, as systemd would;
 SIGSTOP then SIGCONT); a wiped agent loses its whole state directory (its serving log is kept aside
 for the checkers); clock faults restart a process under libfaketime; operator actions go through the
-same code as the REST API (the cluster serializer, `cluster.actions`). Every inject, heal and
+same code as the REST API (the cluster serializer, `cluster.actions`); PostgreSQL is the campaign's
+own cluster, stopped (cleanly or as a crash) and started. Every inject, heal and
 refusal is recorded in the history.
 """
 
@@ -25,6 +26,7 @@ from django.db import close_old_connections
 from cluster import actions
 from cluster.api.serializers import ClusterSerializer
 from cluster.models import Cluster
+from tests.nemesis import postgres
 from tests.nemesis.history import History
 from tests.nemesis.network import IFACE, control_address
 from tests.nemesis.processes import AGENT_PORT, REPO_ROOT, Agent, Managed
@@ -114,6 +116,8 @@ class Nemesis:
         for process in self.world.managed():
             if process.wanted and not process.alive:
                 self.history("unexpected_exit", process=process.name, returncode=process.proc.returncode)
+                if isinstance(process, Agent):  # dead since at most one supervision round
+                    self.history("death", agent=process.name)
                 self._start(process)
 
     def _start(self, process: Managed) -> None:
@@ -268,6 +272,12 @@ class Nemesis:
             dump.unlink(missing_ok=True)
         self._start(self.world.redis)
         wait_redis(self.world.redis_url, 10)
+
+    def inject_postgres_restart(self, fault: Fault):
+        postgres.stop(fault.params["mode"])
+
+    def heal_postgres_restart(self, fault: Fault, state) -> None:
+        postgres.start()
 
     # -- operator ---------------------------------------------------------------------------------
 

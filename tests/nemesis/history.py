@@ -67,13 +67,17 @@ class Sampler(threading.Thread):
         self.clusters = clusters  # name -> {"pk": …, "agents": {server name: Agent}}
         self.halt = threading.Event()
         self._last: dict[str, tuple] = {}
+        self._failing = False
 
     def run(self) -> None:
         while not self.halt.wait(SAMPLE_S):
             try:
                 self.sample()
-            except Exception as exc:  # PostgreSQL is fine, but keep sampling whatever one poll met
-                self.history("sampler_error", error=repr(exc))
+                self._failing = False
+            except Exception as exc:  # PostgreSQL restarted under it: keep sampling
+                if not self._failing:
+                    self.history("sampler_error", error=repr(exc)[:300])
+                self._failing = True
                 close_old_connections()
         connection.close()
 

@@ -3,8 +3,8 @@
 The whole schedule is drawn before the campaign starts, from `random.Random(seed)`, the campaign's
 length and the names of its clusters, and nothing the system does changes it — so a failing seed
 replays the same faults at the same offsets. Two faults never hold the same target at once (a
-target is one appliance's network, one appliance's process, one control-plane process, Redis, or
-one cluster's operator); a draw whose targets are all busy is skipped.
+target is one appliance's network, one appliance's process, one control-plane process, Redis,
+PostgreSQL, or one cluster's operator); a draw whose targets are all busy is skipped.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ KINDS: dict[str, tuple[float, str]] = {
     "process_pause": (1.0, "control"),
     "worker_clock": (0.5, "clock_worker"),
     "redis_restart": (0.7, "redis"),
+    "postgres_restart": (0.4, "postgres"),
     "settings_change": (1.0, "operator"),
     "switchover": (1.0, "operator"),
     "maintenance": (1.0, "operator"),
@@ -86,6 +87,8 @@ def _draw(kind: str, rng: random.Random) -> tuple[float, dict[str, Any]]:
     if kind == "redis_restart":
         snapshot = rng.random() < 0.5
         return (log_uniform(rng, 2, 20) if snapshot else log_uniform(rng, 0.2, 5)), {"snapshot": snapshot}
+    if kind == "postgres_restart":
+        return log_uniform(rng, 0.5, 10), {"mode": rng.choice(["fast", "immediate"])}
     if kind == "settings_change":
         return log_uniform(rng, 10, 60), {"heartbeat_interval": rng.choice([1.0, 3.0, 4.0])}
     if kind == "maintenance":
@@ -100,8 +103,8 @@ def targets(target_class: str, clusters: list[str]) -> list[str]:
         return list(CONTROL_PROCESSES)
     if target_class == "clock_worker":
         return list(CLOCK_WORKERS)
-    if target_class == "redis":
-        return ["redis"]
+    if target_class in ("redis", "postgres"):
+        return [target_class]
     return list(clusters)
 
 
