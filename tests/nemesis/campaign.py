@@ -45,7 +45,7 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2) -> Non
 
 
 def interrupt(signum, frame) -> None:
-    """SIGTERM ends a campaign as Ctrl-C does: through the teardown."""
+    """Ctrl-C and SIGTERM end a campaign through the teardown."""
     raise KeyboardInterrupt
 
 
@@ -72,6 +72,7 @@ class Campaign:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGINT, interrupt)  # also when started with SIGINT ignored (a background job)
         try:
             self.setup()
             return self.campaign()

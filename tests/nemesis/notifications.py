@@ -6,6 +6,7 @@ missing becomes an `undelivered` record in the history."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.db import close_old_connections
@@ -19,6 +20,7 @@ from tests.support.snmptrapd import Snmptrapd, available
 
 class Receivers:
     def __init__(self, directory: Path):
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's line per SMTP command
         self.smtp = SmtpServer().start()
         self.trapd = Snmptrapd(directory / "snmptrapd").start() if available() else None
         self.sinks = Sinks(self.smtp, self.trapd)
