@@ -193,6 +193,10 @@ class Campaign:
             violations += checkers.epochs_only_grow(name, db_samples, agent_samples, wipes)
             violations += checkers.promotions_step_by_one(name, self.promotions(cluster["pk"]))
             availability[name] = checkers.availability(spans, start, end)
+            row = Cluster.objects.get(pk=cluster["pk"])
+            availability[name]["dark_while_healthy"] = checkers.dark_while_healthy(
+                availability[name]["outages"], db_samples, bound_s(row)
+            )
         return violations, availability
 
     def promotions(self, pk: int) -> list[dict]:

@@ -8,7 +8,8 @@
   promotions (failover and switchover events) go up by exactly one each.
 - Convergence and recovery, as the quiet tail observed them (`convergence.py`), and notifications
   that did not reach a target (`notifications.py`).
-Availability is measured here too: the share of the window in which some appliance served.
+Availability is measured here too: the share of the window in which some appliance served, and the
+outages through which the database went on saying "healthy".
 """
 
 from __future__ import annotations
@@ -183,6 +184,23 @@ def availability(spans: list[Span], start: float, end: float) -> dict[str, Any]:
         outages.append((cursor, end - cursor))
     total = end - start
     return {"share": covered / total if total > 0 else 0.0, "outages": outages}
+
+
+def dark_while_healthy(outages: list[tuple[float, float]], db_samples: list[dict], bound: float):
+    """Outages in which, once `bound` had passed, the database still said "healthy" for more than
+    `bound` seconds in all: nobody served and the control plane did not see it (reported, not a
+    violation). Each as (start, length, seconds said healthy)."""
+    found = []
+    for start, length in outages:
+        end = start + length
+        said_healthy = 0.0
+        for i, sample in enumerate(db_samples):
+            until = db_samples[i + 1]["t"] if i + 1 < len(db_samples) else end
+            if sample["state"] == "healthy":
+                said_healthy += max(0.0, min(until, end) - max(sample["t"], start + bound))
+        if said_healthy > bound:
+            found.append((start, length, said_healthy))
+    return found
 
 
 def tail_violations(records: list[dict]) -> list[Violation]:

@@ -72,5 +72,12 @@ def render(
         for start, length in sorted(figures["outages"], key=lambda o: -o[1])[:3]:
             if length >= 1.0:
                 lines.append(f"    {length:.1f}s from {history.since(start)}")
+    dark = [(name, *outage) for name, f in availability.items() for outage in f["dark_while_healthy"]]
+    if dark:
+        lines += ["", "outages the database called healthy (beyond detection + lease + 10 s):"]
+        for name, start, length, healthy in sorted(dark, key=lambda d: d[1]):
+            lines.append(
+                f"  {name}: {length:.1f}s from {history.since(start)}, said healthy {healthy:.1f}s of it, seed {seed}"
+            )
     lines += ["", "PASS" if not violations else f"FAIL: {len(violations)} violations (seed {seed})"]
     return "\n".join(lines)

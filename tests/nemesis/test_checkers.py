@@ -78,3 +78,11 @@ def test_availability_is_the_served_share_and_the_gaps_are_the_outages():
     figures = checkers.availability([Span(0, 4, 1, "a"), Span(3, 6, 1, "a"), Span(8, 10, 2, "b")], 0, 12)
     assert round(figures["share"], 3) == round(8 / 12, 3)
     assert figures["outages"] == [(6, 2), (10, 2)]
+
+
+def test_an_outage_the_database_kept_calling_healthy_is_reported_once_past_the_bound():
+    outages = [(10.0, 30.0), (50.0, 60.0), (120.0, 5.0)]
+    samples = [{"t": 0, "state": "healthy"}, {"t": 65, "state": "degraded"}, {"t": 100, "state": "healthy"}]
+    # Bound 5: 15–40 said healthy (25 s); 55–65 and 100–110 (20 s); the 5 s outage has nothing past it.
+    assert checkers.dark_while_healthy(outages, samples, bound=5) == [(10.0, 30.0, 25.0), (50.0, 60.0, 20.0)]
+    assert checkers.dark_while_healthy(outages, samples, bound=20) == []
