@@ -25,7 +25,16 @@ from tests.nemesis.convergence import await_convergence, await_recoveries, bound
 from tests.nemesis.faults import Nemesis, World, wait_redis
 from tests.nemesis.history import History, Sampler
 from tests.nemesis.notifications import Receivers
-from tests.nemesis.processes import WORKERS, Agent, celery_beat, celery_worker, control_env, control_ready, redis_server
+from tests.nemesis.processes import (
+    WORKERS,
+    Agent,
+    Managed,
+    celery_beat,
+    celery_worker,
+    control_env,
+    control_ready,
+    redis_server,
+)
 from tests.nemesis.report import render
 from tests.nemesis.schedule import draw_schedule
 from tests.nemesis.tls import CertificateAuthority
@@ -59,7 +68,7 @@ class Campaign:
         self.redis = redis_server(redis_port, run_dir / "redis", run_dir / "logs")
         self.history = History(run_dir / "history.jsonl", seed)
         self.agents: dict[str, Agent] = {}
-        self.control: dict[str, Any] = {}
+        self.control: dict[str, Managed] = {}
         self.clusters: dict[str, dict[str, Any]] = {}
         self.world: World | None = None
         self.sampler: Sampler | None = None
