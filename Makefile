@@ -19,8 +19,12 @@ UV_COMPILE := $(VENV)/bin/uv pip compile --quiet --generate-hashes --universal -
 	--custom-compile-command "make lock"
 # pip-audit reads advisories from PyPI's JSON API, per release: this URL answers only where it can.
 AUDIT_PROBE := https://pypi.org/pypi/django/5.2.19/json
+# The randomized fault campaign (docs/nemesis.md): root, its own database and Redis port.
+SEED ?=
+MINUTES ?= 3
+CLUSTERS ?= 4
 
-.PHONY: install lock audit run test lint check-deploy bench clean
+.PHONY: install lock audit run test lint check-deploy bench clean nemesis
 
 $(VENV)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +56,9 @@ run: install
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) \
 		$(PY) -m pytest $(PYTEST_ARGS)
+
+nemesis: install
+	FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) $(PY) -m tests.nemesis --minutes $(MINUTES) --clusters $(CLUSTERS) $(if $(SEED),--seed $(SEED))
 
 lint: install
 	$(VENV)/bin/ruff check .
