@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from django.contrib.auth import get_user_model
 from django.db import close_old_connections
+from django.test import RequestFactory
 
 from cluster import actions
 from cluster.api.serializers import ClusterSerializer
@@ -308,13 +310,13 @@ class Nemesis:
         self._edit(fault, {"maintenance": False}, restore=True)
 
     def inject_switchover(self, fault: Fault):
-        outcome = actions.start_switchover(self.world.clusters[fault.target])
+        outcome = actions.start_switchover(self.world.clusters[fault.target], operator_request())
         self.history("operator", id=fault.id, cluster=fault.target, action="switchover",
                      outcome=outcome.status or "refused", reasons=outcome.reasons)  # fmt: skip
 
     def inject_replicate(self, fault: Fault):
         cluster = Cluster.objects.get(pk=self.world.clusters[fault.target])
-        outcome = actions.queue_replication(cluster)
+        outcome = actions.queue_replication(cluster, operator_request())
         self.history("operator", id=fault.id, cluster=fault.target, action="replicate", outcome=outcome.status)
 
 
@@ -329,3 +331,12 @@ def wait_redis(url: str, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.05)
+
+
+def operator_request():
+    """What the API's action views hand `cluster.actions`: a request by an operator (the audit log
+    names it), here the campaign's own user."""
+    user, _ = get_user_model().objects.get_or_create(username="nemesis-operator")
+    request = RequestFactory().post("/api/v1/clusters/", HTTP_USER_AGENT="dms-nemesis/1")
+    request.user = user
+    return request
