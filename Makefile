@@ -23,6 +23,7 @@ AUDIT_PROBE := https://pypi.org/pypi/django/5.2.19/json
 SEED ?=
 MINUTES ?= 3
 CLUSTERS ?= 4
+FAIL_ON ?=
 
 .PHONY: install lock audit run test lint check-deploy bench clean nemesis
 
@@ -58,7 +59,8 @@ test: install
 		$(PY) -m pytest $(PYTEST_ARGS)
 
 nemesis: install
-	FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) $(PY) -m tests.nemesis --minutes $(MINUTES) --clusters $(CLUSTERS) $(if $(SEED),--seed $(SEED))
+	FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) $(PY) -m tests.nemesis --minutes $(MINUTES) --clusters $(CLUSTERS) \
+		$(if $(SEED),--seed $(SEED)) $(if $(FAIL_ON),--fail-on $(FAIL_ON))
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -9,7 +9,7 @@ import math
 import time
 from asyncio import FIRST_COMPLETED
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import uvloop
 from celery import shared_task
@@ -305,27 +305,34 @@ def _resend_roles(cluster: Cluster) -> bool:
 
 
 @shared_task(ignore_result=True)
-def push_settings(cluster_id: int) -> str:
+def push_settings(cluster_id: int, acknowledged_at: float | None = None) -> str:
     """A change of timing as an ordered command to both agents (docs/protocol.md, "Settings
-    changes are commands"). Once both hold it and the longest old lease has run out since the
-    change (a control-plane grant of the old lease may have left just before it), `lease_bound_s`
-    is cleared; until then it is tried again."""
+    changes are commands"), sent until both acknowledged it. `lease_bound_s` is cleared only once
+    the old lease has run out since both acknowledged (a grant of the old lease may have left just
+    before an acknowledgement, however late that came), and no newer change came meanwhile."""
     cluster = Cluster.objects.select_related("primary", "secondary").filter(pk=cluster_id).first()
     if cluster is None or cluster.lease_bound_s is None:
         return "nothing to push"
-    if cluster.state == ClusterState.FAILING_OVER or cluster.failover_request is not None:
-        push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
-        return "failover in progress"
-    if not _resend_roles(cluster):
-        push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
-        return "not acknowledged by both agents yet"
-    settled_at = cluster.settings_changed_at + timedelta(seconds=cluster.lease_bound_s)
-    if timezone.now() < settled_at:
-        push_settings.apply_async((cluster_id,), eta=settled_at)
+    if acknowledged_at is None:
+        if cluster.state == ClusterState.FAILING_OVER or cluster.failover_request is not None:
+            push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
+            return "failover in progress"
+        if not _resend_roles(cluster):
+            push_settings.apply_async((cluster_id,), countdown=cluster.heartbeat_interval)
+            return "not acknowledged by both agents yet"
+        push_settings.apply_async((cluster_id, time.time()), countdown=_old_lease_runs_s(cluster))
         return "acknowledged; the old lease may still run"
-    # Cleared only if no newer change came meanwhile.
-    Cluster.objects.filter(pk=cluster_id, settings_changed_at=cluster.settings_changed_at).update(lease_bound_s=None)
+    settled_at = acknowledged_at + _old_lease_runs_s(cluster)
+    if time.time() < settled_at:
+        push_settings.apply_async((cluster_id, acknowledged_at), eta=_at(settled_at))
+        return "the old lease may still run"
+    Cluster.objects.filter(pk=cluster_id, settings_changed_at__lte=_at(acknowledged_at)).update(lease_bound_s=None)
     return "acknowledged"
+
+
+def _old_lease_runs_s(cluster: Cluster) -> float:
+    """How long an old-lease grant sent just before an acknowledgement may still hold."""
+    return cluster.lease_bound_s + cluster.max_grant_delay + cluster.max_clock_skew
 
 
 PEER_CREDENTIAL_ATTEMPTS = 60  # then the next role command (a reconcile, a failover) carries it

@@ -50,9 +50,8 @@ def test_a_shorter_interval_reaches_both_agents_and_no_two_serve_after(make_clus
     assert cluster.primary.name == under_test.secondary_agent.name
     under_test.secondary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
-    # While the old primary cannot answer, it cannot acknowledge: the bound stays. Once the link
-    # heals and both agents hold the settings (and the old lease has run out), it is cleared.
-    assert under_test.refresh().lease_bound_s == 4.0
+    # Both agents acknowledged the new settings before the cut: once the old lease has run out
+    # since then, waits use the new lease again.
     for proxy in under_test.proxies[under_test.primary_agent.name].values():
         proxy.set("control", "pass")
         proxy.set("peer", "pass")

@@ -28,6 +28,11 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="minutes of faults (a quiet tail follows)")
     parser.add_argument("--clusters", type=int, default=4, choices=range(1, 101), metavar="1..100")
     parser.add_argument("--keep-database", action="store_true", help="leave the campaign's PostgreSQL for a look")
+    parser.add_argument(
+        "--fail-on",
+        default="",
+        help="comma-separated violation kinds that fail the run (default: every kind); the others are reported",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("nemesis: network namespaces and nftables need root")
@@ -47,8 +52,9 @@ def main() -> int:
         django.setup()
         from tests.nemesis.campaign import Campaign  # imports models: only once Django is set up
 
+        fail_on = {kind.strip() for kind in args.fail_on.split(",") if kind.strip()} or None
         return Campaign(seed=seed, minutes=args.minutes, clusters=args.clusters, run_dir=run_dir,
-                        database_url=database_url, redis_port=redis_port).run()  # fmt: skip
+                        database_url=database_url, redis_port=redis_port, fail_on=fail_on).run()  # fmt: skip
     finally:
         if not args.keep_database:
             postgres.drop()
