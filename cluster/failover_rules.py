@@ -78,9 +78,7 @@ def release_backoff_s(failures: int) -> float:
     return min(60.0, 2.0 * (1 + failures))
 
 
-def adopted(
-    epoch, seq, epoch_floor, command_seq, greatest: Callable = max, value: Callable = lambda v: v
-) -> dict:
+def adopted(epoch, seq, epoch_floor, command_seq, greatest: Callable = max, value: Callable = lambda v: v) -> dict:
     """What the database adopts of an agent's 409 answer (docs/protocol.md, "Converge on what the
     agents hold"): the newer of its seq and the epoch floor, for whichever the answer carries as an
     integer. `greatest` and `value` are `max` and identity for values, `Greatest` and `Value` for
