@@ -10,7 +10,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6391/0
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint check-deploy bench clean
+.PHONY: install run test model lint check-deploy bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: install
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The protocol model (tests/model/, docs/model.md): at least MODEL_SCHEDULES generated schedules,
+# shrunk to a minimal counterexample on failure. Needs no database or Redis.
+MODEL_SCHEDULES ?= 20000
+model: install
+	MODEL_SCHEDULES=$(MODEL_SCHEDULES) $(PY) -m tests.model.run
 
 lint: install
 	$(VENV)/bin/ruff check .

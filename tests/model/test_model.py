@@ -1,0 +1,39 @@
+"""The protocol model under Hypothesis, within a time budget (MODEL_BUDGET_S, 60 s by default):
+batches of generated schedules until the budget is spent; any counterexample is shrunk and fails
+the test with its steps. `make model` runs ≥ 20,000 schedules (tests/model/run.py)."""
+
+import os
+import time
+
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from .machine import ModelCounter, ProtocolModel
+
+BUDGET_S = float(os.environ.get("MODEL_BUDGET_S", "60"))
+STEPS = 50
+
+
+def model_settings(examples: int) -> settings:
+    return settings(
+        max_examples=examples,
+        stateful_step_count=STEPS,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
+
+
+def run_batches(budget_s: float, at_least: int = 0, batch: int = 200) -> tuple[int, float]:
+    """Batches of schedules until `budget_s` has passed and at least `at_least` ran; the number of
+    schedules run (shrinking included) and the time taken."""
+    started, before = time.monotonic(), ModelCounter.schedules
+    while time.monotonic() - started < budget_s or ModelCounter.schedules - before < at_least:
+        run_state_machine_as_test(ProtocolModel, settings=model_settings(batch))
+    return ModelCounter.schedules - before, time.monotonic() - started
+
+
+def test_no_schedule_breaks_the_protocol():
+    schedules, took = run_batches(BUDGET_S)
+    print(f"model: {schedules} schedules in {took:.0f} s")
+    assert schedules > 0
