@@ -5,6 +5,7 @@ message and process step). See world.py for the assumptions."""
 from __future__ import annotations
 
 from hypothesis import strategies as st
+from hypothesis import target
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from . import control_plane as cp
@@ -142,6 +143,10 @@ class ProtocolModel(RuleBasedStateMachine):
     @rule(on=st.booleans())
     def maintenance(self, on):
         self.world.row.maintenance = on
+
+    def teardown(self):
+        if hasattr(self, "world"):
+            target(-min(self.world.closest, 30.0), label="closest hand-over (s, negated)")
 
     @invariant()
     def safe(self):

@@ -246,10 +246,15 @@ class Appliance:
         self.peer_next = 0.0
         self.peer_pending: tuple | None = None  # (request id, ticket, deadline)
         self.held = (0, 0)  # the highest (epoch, seq) ever held
+        self.read = 0  # serving-log records already read by World.check
+        self.interval: list[float] | None = None  # the latest serving interval, in true time
         self.start()
 
     def mono(self) -> float:
         return self.rate * self.world.now + self.mono_offset
+
+    def true_time(self, mono: float) -> float:
+        return (mono - self.mono_offset) / self.rate
 
     def wall(self) -> float:
         return self.world.now + self.wall_offset
@@ -322,6 +327,7 @@ class World:
         self.claims: dict[int, tuple[int, int]] = {}  # token -> (epoch, epoch_floor) at its claim
         self.primaries: dict[int, str] = {}  # epoch -> the agent that held primary at it
         self.max_epoch = self.row.epoch
+        self.closest = math.inf  # the smallest gap between one agent's serving and the other's
         self.log: list[str] = []
         self._configure()
 
@@ -564,6 +570,7 @@ class World:
         serving = [name for name, agent in self.agents.items() if agent.serving()]
         if len(serving) > 1:
             raise Violation(f"two agents serve at {self.now:.6f}: {serving}")
+        self._read_serving_logs()
         if self.row.epoch < self.max_epoch:
             raise Violation(f"the database epoch went back from {self.max_epoch} to {self.row.epoch}")
         self.max_epoch = self.row.epoch
@@ -588,3 +595,23 @@ class World:
         holder = self.primaries.get(epoch)
         if holder is not None and holder != self.row.primary:
             raise Violation(f"promotion of {self.row.primary} to epoch {epoch}, held as primary by {holder}")
+
+    def _read_serving_logs(self) -> None:
+        """Follow both serving logs in true time and keep the closest hand-over: how long after the
+        other agent's latest lease ended an agent started serving (negative: an overlap). Hypothesis
+        is steered towards small gaps (`target` in the machine's teardown)."""
+        for name, agent in self.agents.items():
+            other = self.agents[self._other(name)]
+            for record in agent.serving_log[agent.read :]:
+                if "stop" in record:
+                    if agent.interval is not None:
+                        agent.interval[1] = min(agent.interval[1], agent.true_time(record["stop"]))
+                    continue
+                start, end = agent.true_time(record["start"]), agent.true_time(record["end"])
+                if agent.interval is not None and start <= agent.interval[1]:
+                    agent.interval[1] = max(agent.interval[1], end)
+                else:
+                    agent.interval = [start, end]
+                    if other.interval is not None and other.interval[0] <= start:
+                        self.closest = min(self.closest, start - other.interval[1])
+            agent.read = len(agent.serving_log)
