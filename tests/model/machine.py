@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 from hypothesis import target
+from hypothesis.control import currently_in_test_context
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from . import control_plane as cp
@@ -145,7 +146,7 @@ class ProtocolModel(RuleBasedStateMachine):
         self.world.row.maintenance = on
 
     def teardown(self):
-        if hasattr(self, "world"):
+        if hasattr(self, "world") and currently_in_test_context():  # not in a plain replay
             target(-min(self.world.closest, 30.0), label="closest hand-over (s, negated)")
 
     @invariant()
