@@ -83,16 +83,21 @@ def send_role(world: World, snapshot, server: str, role: str, epoch: int, *, pee
 
 
 def dispatch(world: World) -> bool:
-    """tasks.dispatch_heartbeats: fences loaded (after a Redis restart), and the due slot started."""
+    """tasks.dispatch_heartbeats: fences loaded (after a Redis restart), and the slot under way
+    started unless it was already (one dispatch per interval and slot, as the Redis claim makes it)."""
     row = world.row
     world.redis.ensure_fences(row.grant_fence_epoch, world.cp_wall())
-    slot = math.floor(world.cp_wall() / row.interval)
-    if slot < world.next_slot:
+    slot = current_slot(world)
+    if (row.interval, slot) == world.dispatched or (row.interval == world.dispatched[0] and slot < world.dispatched[1]):
         return False
-    world.next_slot = slot + 1
+    world.dispatched = (row.interval, slot)
     world.spawn(f"slot{slot}", heartbeat_slot(world, slot, slot * row.interval), kind="slot")
     world.step(len(world.procs) - 1)
     return True
+
+
+def current_slot(world: World) -> int:
+    return math.floor(world.cp_wall() / world.row.interval + EPSILON)
 
 
 def heartbeat_slot(world: World, slot: int, slot_time: float):
@@ -523,21 +528,41 @@ def run(
     slow_delay: float = 0.0,
     workers: int = 1,
 ):
-    """Let the system run for `duration` s in 10 ms steps: messages arrive `delay` after they
-    leave (`slow_delay` on the `slow` links; FIFO) unless their link is `cut` (black-holed), agents
-    heartbeat their peers, the dispatcher starts slots, processes run whenever ready, and a failover
-    task starts for a request while fewer than `workers` run (faults come from the other rules)."""
+    """Let the system run for `duration` s, from event to event: messages arrive `delay` after they
+    leave (`slow_delay` on the `slow` links) unless their link is `cut` (black-holed), agents
+    heartbeat their peers, beat dispatches every second, processes run whenever ready, and a
+    failover task starts for a request while fewer than `workers` run (faults come from the other
+    rules, between runs)."""
     end = world.now + duration
-    while world.now < end:
-        world.now = min(end, world.now + 0.01)
+    turns = 0
+
+    def arrival(message) -> float:
+        link = (message.src, message.dst)
+        if link in cut:
+            return world.now
+        agent = world.agents.get(message.dst)
+        if agent is not None and agent.paused:
+            return math.inf  # a stopped process reads nothing
+        return message.sent + (slow_delay if link in slow else delay)
+
+    while True:
+        events = [end, _next_dispatch(world)]
+        events += [arrival(message) for message in world.network]
+        events += [_next_peer_event(agent) for agent in world.agents.values()]
+        events += [_next_wake(world, proc) for proc in world.procs]
+        expiry = math.inf if world.row.claimed_until is None else world.row.claimed_until - world.cp_offset + 1e-6
+        if expiry > world.now:  # a timer: once past, a worker starts at the next event if one may
+            events.append(expiry)
+        world.now = max(world.now, min(events))
+        turns += 1
+        if turns > 100_000:
+            raise RuntimeError(f"the model does not advance at {world.now}: {sorted(events)[:5]}")
         i = 0
         while i < len(world.network):
             message = world.network[i]
             if (message.src, message.dst) in cut:
                 world.network.pop(i)
-            elif message.sent + (slow_delay if (message.src, message.dst) in slow else delay) <= world.now and not (
-                message.dst in world.agents and world.agents[message.dst].paused
-            ):
+            elif arrival(message) <= world.now:
                 world.deliver(i)
             else:
                 i += 1
@@ -551,6 +576,40 @@ def run(
         running = sum(1 for proc in world.procs if proc.kind == "worker")
         if running < workers and wants_worker(world):
             start_worker(world)
+        if world.now >= end:
+            return
+
+
+EPSILON = 1e-9  # past an instant computed on another clock, so that it has surely come
+
+
+def _next_dispatch(world: World) -> float:
+    """Beat runs the dispatcher every second of the control plane's clock; a slot is due at a
+    multiple of the interval."""
+    second = math.floor(world.cp_wall() + EPSILON) + 1
+    slot = (current_slot(world) + 1) * world.row.interval
+    return min(second, slot) - world.cp_offset + 1e-6
+
+
+def _next_peer_event(agent) -> float:
+    core = agent.core
+    if core is None or agent.paused:
+        return math.inf
+    if agent.peer_pending is not None:
+        result = agent.peer_pending[3:]
+        return agent.world.now if result else agent.peer_pending[2]
+    if core.role in ("secondary", "candidate") and core.settings.peer_url:
+        return agent.peer_next
+    return math.inf
+
+
+def _next_wake(world: World, proc) -> float:
+    wait = proc.wait
+    if wait is None:
+        return world.now
+    if isinstance(wait, Sleep):
+        return wait.until
+    return max(deadline for _, deadline in wait)
 
 
 def wants_worker(world: World) -> bool:

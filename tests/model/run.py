@@ -10,7 +10,10 @@ from tests.model.test_model import run_batches
 
 def main() -> int:
     wanted = int(os.environ.get("MODEL_SCHEDULES", "20000"))
-    schedules, took = run_batches(0, at_least=wanted, batch=500)
+    def progress(schedules: int, seconds: float) -> None:
+        print(f"  {schedules} schedules, {seconds:.0f} s", file=sys.stderr, flush=True)
+
+    schedules, took = run_batches(0, at_least=wanted, batch=500, progress=progress)
     print(f"model: {schedules} schedules in {took:.0f} s, no invariant broken")
     return 0
 

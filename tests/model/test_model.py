@@ -24,16 +24,20 @@ def model_settings(examples: int) -> settings:
     )
 
 
-def run_batches(budget_s: float, at_least: int = 0, batch: int = 200) -> tuple[int, float]:
+def run_batches(budget_s: float, at_least: int = 0, batch: int = 200, progress=None) -> tuple[int, float]:
     """Batches of schedules until `budget_s` has passed and at least `at_least` ran; the number of
-    schedules run (shrinking included) and the time taken."""
+    schedules run (shrinking included) and the time taken. `progress(schedules, seconds)` is called
+    after each batch."""
     started, before = time.monotonic(), ModelCounter.schedules
     while time.monotonic() - started < budget_s or ModelCounter.schedules - before < at_least:
         run_state_machine_as_test(ProtocolModel, settings=model_settings(batch))
+        if progress is not None:
+            progress(ModelCounter.schedules - before, time.monotonic() - started)
     return ModelCounter.schedules - before, time.monotonic() - started
 
 
-def test_no_schedule_breaks_the_protocol():
+def test_no_schedule_breaks_the_protocol(capsys):
     schedules, took = run_batches(BUDGET_S, batch=50)
-    print(f"model: {schedules} schedules in {took:.0f} s")
+    with capsys.disabled():
+        print(f"\nmodel: {schedules} schedules in {took:.0f} s (MODEL_BUDGET_S={BUDGET_S:g})")
     assert schedules > 0

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.core import AgentCore, BadRequest, Refused
+from agent.peer import IDLE_POLL_S
 from cluster import failover_rules as rules
 
 QUIET = logging.getLogger("model.agent")
@@ -322,7 +323,7 @@ class World:
         self.cp_inbox: dict[int, Outcome] = {}
         self.requests: dict[int, tuple[float, float]] = {}  # request id -> (sent true, sent wall)
         self.procs: list[Process] = []
-        self.next_slot = 0
+        self.dispatched = (0.0, 0)  # the last slot dispatched: (interval, slot)
         self.tokens = itertools.count(1)
         self.claims: dict[int, tuple[int, int]] = {}  # token -> (epoch, epoch_floor) at its claim
         self.primaries: dict[int, str] = {}  # epoch -> the agent that held primary at it
@@ -358,7 +359,7 @@ class World:
             self.row.command_seq += 1
             self.agents[name].core.apply_role(self._role_body(role, 1, self.row.command_seq, peer=self._other(name)))
         self.redis.ensure_fences(self.row.grant_fence_epoch, self.cp_wall())
-        self.next_slot = math.floor(self.cp_wall() / self.row.interval) + 1
+        self.dispatched = (self.row.interval, math.floor(self.cp_wall() / self.row.interval))
 
     def _other(self, name: str) -> str:
         return "B" if name == "A" else "A"
@@ -488,7 +489,7 @@ class World:
             return
         ticket = core.begin_grant()
         if ticket is None:
-            agent.peer_next = self.now
+            agent.peer_next = self.now + IDLE_POLL_S
             return
         interval = core.settings.interval_s
         body = {"epoch": ticket.epoch, "lease_s": ticket.lease_s, "sent_at": core.wall()}
