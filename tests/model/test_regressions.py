@@ -110,3 +110,45 @@ def test_the_schedule_breaks_an_invariant_with_the_rule_broken(schedule, rule, m
     monkeypatch.setattr(rules, rule, mutation)
     with pytest.raises(Violation, match="two agents serve"):
         schedule()
+
+
+def test_a_passed_claim_expiry_that_no_worker_can_take_does_not_stall_virtual_time():
+    """A modelling mistake Hypothesis found: the event loop kept a passed claim expiry as the next
+    event while no worker could start (maintenance on, the claim expired), and time stood still.
+    The schedule must now run to its end with every invariant kept."""
+    state = ProtocolModel()
+    state.start(control=0.013970374080293502, a=0.05, mono=35.185318462067784, b=1.1125369292536007e-308)
+    state.drift(fraction=0.9623725499055538, who="A")
+    state.restart_redis(snapshot=False)
+    state.crash(name="B")
+    state.slot()
+    state.run(cut=A_CUT_FROM_THE_CONTROL_PLANE, delay=0.20299611204176127, duration=7.934511498535496,
+              slow=frozenset({("B", "cp"), ("cp", "B")}), slow_delay=0.001, workers=2)  # fmt: skip
+    state.crash(name="A")
+    state.slot()
+    state.run_fast(cut=frozenset(), duration=1.01)
+    state.advance(dt=1.997926495825204)
+    peer_link = frozenset({("A", "B"), ("B", "A")})
+    state.run(cut=peer_link, delay=0.04225897270397577, duration=5.707928561636744, slow=peer_link,
+              slow_delay=0.1444061880583773, workers=1)  # fmt: skip
+    state.restart_redis(snapshot=False)
+    state.run_fast(cut=frozenset(), duration=3.257546336624656)
+    b_isolated = frozenset({("A", "B"), ("B", "A"), ("B", "cp"), ("cp", "B")})
+    state.run_fast(cut=b_isolated, duration=5.604421132699951)
+    state.maintenance(on=True)
+    state.run_fast(cut=b_isolated, duration=2.4870340443557493)
+    state.change_settings(factor=2.0, interval=3.0)
+    state.run_fast(cut=b_isolated, duration=3.7833600906515144)
+    state.teardown()
+    assert state.world.now == pytest.approx(
+        1000
+        + 5
+        + 7.934511498535496
+        + 1.01
+        + 1.997926495825204
+        + 5.707928561636744
+        + 3.257546336624656
+        + 5.604421132699951
+        + 2.4870340443557493
+        + 3.7833600906515144
+    )
