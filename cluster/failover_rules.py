@@ -141,7 +141,7 @@ def not_serving(dark: bool, streak: int, threshold: int, critical_failing: bool)
 
 def missed_enough(misses: int, first_miss_at: float | None, slot_time: float, threshold: int, interval: float) -> bool:
     """N consecutive misses spanning at least (N−1) × interval fail a server."""
-    span = slot_time - (first_miss_at if first_miss_at is not None else slot_time)
+    span = slot_time - (first_miss_at or slot_time)
     return misses >= threshold and span >= (threshold - 1) * interval - 1e-6
 
 
