@@ -10,6 +10,7 @@ from tests.model.test_model import run_batches
 
 def main() -> int:
     wanted = int(os.environ.get("MODEL_SCHEDULES", "20000"))
+
     def progress(schedules: int, seconds: float) -> None:
         print(f"  {schedules} schedules, {seconds:.0f} s", file=sys.stderr, flush=True)
 
