@@ -170,8 +170,7 @@ def heartbeat_slot(world: World, slot: int, slot_time: float):
         if needs_config and view.state != "failing_over" and view.failover_request is None:
             if not any(proc.kind == "reconcile" for proc in world.procs):
                 world.spawn("reconcile", reconcile_secondary(world), kind="reconcile")
-    counts = redis.counters(view.primary)
-    del counts  # server states (up/down) and incidents are reports, not decisions of the protocol
+    # Server states (up, down) and incidents are reports, not decisions of the protocol: not modelled.
     if causes:
         yield None
         request_failover(world, view, causes[0])

@@ -48,7 +48,6 @@ QUIET.propagate = False
 CLAIM_S = 5.0  # cluster.failover.claim_seconds() at its default
 SLEW = 0.0005  # the fastest a wall clock may move against true time, s per s (NTP's limit)
 THRESHOLD = 3  # missed_heartbeats_threshold
-RECOVERY = 2  # recovery_threshold
 SKEW_READINGS = 3  # cluster.heartbeat.SKEW_READINGS
 ROLE_TIMEOUT = 2.0  # send_role's timeout
 PROBE_TIMEOUT = 1.0  # commands.probe's timeout
@@ -549,11 +548,6 @@ class World:
         if isinstance(proc.wait, list):
             for request, _ in proc.wait:
                 self.requests.pop(request, None)
-
-    def start(self, gen) -> None:
-        """Start a process and run it to its first wait."""
-        self.spawn(gen.__name__ if hasattr(gen, "__name__") else "proc", gen)
-        self.step(len(self.procs) - 1)
 
     # -- Redis -------------------------------------------------------------------------------------
     def restart_redis(self, snapshot: bool) -> None:
