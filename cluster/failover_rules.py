@@ -204,7 +204,7 @@ def witness_refusal(name: str, answered: bool, error: str, failing: list[str], s
 def secondary_still_hears(
     cause: str, step: str, last_answer_age_s: Any, threshold: int, interval: float
 ) -> float | None:
-    """The second witness on missed heartbeats (§4a.7): the age under which the secondary's last
+    """The second witness on missed heartbeats (docs/protocol.md, rule 7): the age under which the secondary's last
     answer from the primary means the primary is alive (the failover is abandoned), or None when the
     witness does not stop it."""
     if cause != "missed_heartbeats" or committed_to_promote(step):
@@ -270,7 +270,7 @@ def lease_deadline(
     max_grant_delay: float,
     max_clock_skew: float,
 ) -> float:
-    """When every lease the old primary may hold has ended (§4a.9): the last grant of either granter
+    """When every lease the old primary may hold has ended (docs/protocol.md, rule 9): the last grant of either granter
     plus the longest lease either may have granted, the delay a grant may take and the skew."""
     return max(control_plane_bound, secondary_last_grant_at) + longest_lease_s + max_grant_delay + max_clock_skew
 
