@@ -152,3 +152,39 @@ def test_a_passed_claim_expiry_that_no_worker_can_take_does_not_stall_virtual_ti
         + 2.4870340443557493
         + 3.7833600906515144
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=Violation,
+    reason="product bug, reported to the lead: tasks.push_settings clears lease_bound_s at "
+    "settings_changed_at + lease_bound_s, but a secondary that has not yet acknowledged the new "
+    "settings goes on granting the old, longer lease after settings_changed_at",
+)
+def test_a_settings_change_acknowledged_late_leaves_an_old_lease_the_wait_forgets():
+    """Found by `make model` with the rules as production runs them (schedule 11,6xx of 20,000).
+
+    Settings go 2 s / 4 s → 3 s / 6 s → 1 s / 1.5 s while B is primary at epoch 2 and A, its
+    secondary, is cut from the control plane (the second change is saved at 1007.45, lease bound
+    6 s). A does not hold the new settings yet, so at 1013.10 it grants B the old 6 s lease (to
+    1019.10). push_settings reaches A later; both acknowledge, and since 1007.45 + 6 s has passed it
+    clears `lease_bound_s`. A failover onto A then waits A's last grant + 1.5 s + 0.35 s and promotes
+    A at 1017.95 while B's lease runs to 1019.10: two agents serve for 1.15 s."""
+    state = ProtocolModel()
+    state.start(a=-0.05, b=-0.05, control=-0.05, mono=0.0)
+    state.switchover()
+    state.run(cut=frozenset(), delay=0.25, duration=1.5, slow=frozenset({("B", "cp"), ("cp", "B")}),
+              slow_delay=0.001, workers=1)  # fmt: skip
+    state.change_settings(factor=2.0, interval=3.0)
+    state.deliver(i=0)
+    state.run_fast(cut=frozenset(), duration=1.0)
+    state.switchover()
+    state.start_worker()
+    state.switchover()
+    state.change_settings(factor=1.5, interval=1.0)
+    state.switchover()
+    state.run(cut=A_CUT_FROM_THE_CONTROL_PLANE, delay=0.001, duration=6.0, slow=frozenset(), slow_delay=0.001,
+              workers=1)  # fmt: skip
+    state.run(cut=frozenset(), delay=0.25, duration=5.0, slow=A_CUT_FROM_THE_CONTROL_PLANE, slow_delay=0.001,
+              workers=1)  # fmt: skip
+    state.teardown()
