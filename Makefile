@@ -25,7 +25,7 @@ MINUTES ?= 3
 CLUSTERS ?= 4
 FAIL_ON ?=
 
-.PHONY: install lock audit run test lint check-deploy bench clean nemesis
+.PHONY: install lock audit run test model lint check-deploy bench clean nemesis
 
 $(VENV)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ test: install
 nemesis: install
 	FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) $(PY) -m tests.nemesis --minutes $(MINUTES) --clusters $(CLUSTERS) \
 		$(if $(SEED),--seed $(SEED)) $(if $(FAIL_ON),--fail-on $(FAIL_ON))
+
+# The protocol model (tests/model/, docs/model.md): at least MODEL_SCHEDULES generated schedules,
+# shrunk to a minimal counterexample on failure. Needs no database or Redis.
+MODEL_SCHEDULES ?= 20000
+model: install
+	MODEL_SCHEDULES=$(MODEL_SCHEDULES) $(PY) -m tests.model.run
 
 lint: install
 	$(VENV)/bin/ruff check .

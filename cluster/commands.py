@@ -18,6 +18,7 @@ from django.db.models.functions import Greatest
 
 from agent.credentials import peer_credential
 
+from . import failover_rules as rules
 from .agent_client import AgentAnswer, call_once
 from .models import Cluster, Server
 
@@ -36,11 +37,7 @@ def adopt(cluster_id: int, epoch: object, seq: object) -> None:
     appliance, an interrupted failover that demoted the old primary at the pending epoch): the
     database adopts them, so no later command or promotion reuses them (docs/protocol.md,
     "Converge on what the agents hold")."""
-    changes = {}
-    if isinstance(seq, int) and not isinstance(seq, bool):
-        changes["command_seq"] = Greatest(F("command_seq"), Value(seq))
-    if isinstance(epoch, int) and not isinstance(epoch, bool):
-        changes["epoch_floor"] = Greatest(F("epoch_floor"), Value(epoch))
+    changes = rules.adopted(epoch, seq, F("epoch_floor"), F("command_seq"), Greatest, Value)
     if changes:
         Cluster.objects.filter(pk=cluster_id).update(**changes)
 
@@ -79,12 +76,7 @@ class RoleCommand:
 
     def held_by(self, answer: AgentAnswer) -> bool:
         """The agent already holds what this command asks (an earlier send whose answer was lost)."""
-        body = answer.body
-        if body.get("role") != self.role or body.get("epoch") != self.epoch:
-            return False
-        if self.candidacy is not None and self.role == "candidate":
-            return (body.get("candidacy") or {}).get("id") == self.candidacy.get("id")
-        return True
+        return rules.held_by(answer.body, self.role, self.epoch, self.candidacy)
 
 
 def send_role(

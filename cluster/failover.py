@@ -26,6 +26,7 @@ from django.utils import timezone
 from alerts.choices import EventType
 from alerts.events import record_event
 
+from . import failover_rules as rules
 from . import metrics
 from .choices import ClusterState, FailoverStep, Role, ServerState
 from .commands import RoleCommand, probe, send_role
@@ -57,16 +58,12 @@ def claim_seconds() -> float:
     return float(getattr(settings, "FAILOVER_CLAIM_S", 5.0))
 
 
-STEPS = [step for step, _ in FailoverStep.choices if step]  # in pipeline order
-
-
-def later_step(a: str, b: str) -> str:
-    """The later of two steps: a recorded step never moves backwards (a takeover resumes it)."""
-    return max(a or FailoverStep.CLAIMED, b or FailoverStep.CLAIMED, key=STEPS.index)
-
-
-# Causes that a failure of the primary raises by itself; a switchover is an operator's request.
-AUTOMATIC = ("missed_heartbeats", "critical_service", "clock_skew", "agents_disagree", "not_serving")
+# The decisions live in failover_rules (pure, shared with the protocol model in tests/model/).
+STEPS = list(rules.STEPS)  # in pipeline order
+later_step = rules.later_step
+disagreement = rules.disagreement
+failing_critical_services = rules.failing_critical_services
+AUTOMATIC = rules.AUTOMATIC
 
 
 class Failover:
@@ -91,8 +88,8 @@ class Failover:
             .update(
                 state=ClusterState.FAILING_OVER,
                 # Above the database's epoch and any epoch an agent was seen to hold: never reused.
-                pending_epoch=Greatest(F("epoch"), F("epoch_floor")) + 1,
-                grant_fence_epoch=Greatest(F("epoch"), F("epoch_floor")) + 1,
+                pending_epoch=rules.pending_epoch(F("epoch"), F("epoch_floor"), Greatest),
+                grant_fence_epoch=rules.pending_epoch(F("epoch"), F("epoch_floor"), Greatest),
                 claim_token=self.token,
                 candidacy_id=uuid.uuid4(),
                 # A takeover resumes the step its predecessor recorded, never an earlier one.
@@ -135,7 +132,7 @@ class Failover:
     def committed_to_promote(self) -> bool:
         """Past the point of no return: the promotion may have reached the secondary, so the
         failover is completed, never abandoned."""
-        return STEPS.index(self.reached) >= STEPS.index(FailoverStep.PROMOTE)
+        return rules.committed_to_promote(self.reached)
 
     # -- the pipeline -----------------------------------------------------------------------------
     def run(self) -> str:
@@ -147,7 +144,7 @@ class Failover:
         if request.get("requested_by"):  # an operator's switchover: its events name who asked
             self.evidence["requested_by"] = request["requested_by"]
         try:
-            if request.get("seen_epoch") != cluster.epoch or request.get("server_id") != cluster.primary_id:
+            if not rules.request_current(request, cluster.epoch, cluster.primary_id):
                 raise Abandoned("the request names an epoch or primary that is no longer current")
             if self.committed_to_promote and self._already_promoted(cluster):
                 return self.commit(cluster, cause)
@@ -179,20 +176,22 @@ class Failover:
         """On missed heartbeats the secondary must also find the primary silent (§4a.7)."""
         interval, threshold = cluster.heartbeat_interval, cluster.missed_heartbeats_threshold
         answer = probe(cluster.secondary, cluster.epoch, timeout=min(1.0, interval))
-        if not answer.answered:
-            raise Failed(f"the secondary {cluster.secondary.name} does not answer: {answer.error}")
-        failing = failing_critical_services(answer.body)
-        if failing:
-            raise Failed(f"critical services fail on the secondary {cluster.secondary.name}: {', '.join(failing)}")
-        if int(cluster.secondary_id) in self.state.skewed():
-            raise Failed(f"the clock of the secondary {cluster.secondary.name} is skewed: no failover onto it")
+        refusal = rules.witness_refusal(
+            cluster.secondary.name,
+            answer.answered,
+            answer.error,
+            failing_critical_services(answer.body) if answer.answered else [],
+            answer.answered and int(cluster.secondary_id) in self.state.skewed(),
+        )
+        if refusal:
+            raise Failed(refusal)
         peer = answer.body.get("peer") or {}
         self.evidence["secondary_peer"] = peer
+        age = peer.get("last_answer_age_s")
+        needed = rules.secondary_still_hears(cause, self.reached, age, threshold, interval)
         if cause != "missed_heartbeats" or self.committed_to_promote:
             return
-        age = peer.get("last_answer_age_s")
-        needed = (threshold - 1) * interval
-        if age is not None and age < needed:
+        if needed is not None:
             with transaction.atomic():
                 Incidents(self.state, cluster.primary_id).open(
                     EventType.HEARTBEAT_LINK_DOWN,
@@ -210,7 +209,9 @@ class Failover:
 
     def candidacy(self, cluster: Cluster) -> float:
         """The secondary stops granting and says when it last granted (§4a.8). Returns that moment."""
-        deadline = cluster.longest_lease_s + cluster.max_grant_delay + cluster.max_clock_skew + 4 * claim_seconds()
+        deadline = rules.candidacy_deadline_s(
+            cluster.longest_lease_s, cluster.max_grant_delay, cluster.max_clock_skew, claim_seconds()
+        )
         command = RoleCommand(
             Role.CANDIDATE,
             cluster.epoch,
@@ -224,7 +225,7 @@ class Failover:
             raise Failed(f"the secondary {cluster.secondary.name} refused candidacy: {answer.error or answer.body}")
         age = answer.body.get("last_grant_sent_age_s")
         self.evidence["secondary_last_grant_sent_age_s"] = age
-        return answer.received_wall - age if isinstance(age, (int, float)) else 0.0
+        return rules.secondary_last_grant(answer.received_wall, age)
 
     def wait(self, cluster: Cluster, cause: str, secondary_last_grant: float) -> None:
         """Until every lease the old primary may hold has ended (§4a.9)."""
@@ -233,7 +234,6 @@ class Failover:
             return
         # The longest lease any granter may still be granting: a settings change that the agents
         # have not acknowledged yet leaves the old lease in force at the secondary.
-        margin = cluster.longest_lease_s + cluster.max_grant_delay + cluster.max_clock_skew
         while True:
             # A Redis that restarted (even from a snapshot) lost grant records: count from now.
             self.state.ensure_fences({cluster.pk: cluster.grant_fence_epoch})
@@ -242,9 +242,12 @@ class Failover:
             # host's own clock may be off from the heartbeat worker's. The secondary's last grant is
             # an age it measured, placed on this host's clock, then moved onto Redis's.
             offset = self.state.now() - time.time()
-            bound = max(self.state.grant_bound(cluster.pk), secondary_last_grant + offset)
-            until = bound + margin
-            self.evidence.update(last_grant_at=bound, lease_deadline=until)
+            bound = self.state.grant_bound(cluster.pk)
+            secondary = secondary_last_grant + offset
+            until = rules.lease_deadline(
+                bound, secondary, cluster.longest_lease_s, cluster.max_grant_delay, cluster.max_clock_skew
+            )
+            self.evidence.update(last_grant_at=max(bound, secondary), lease_deadline=until)
             while self.state.now() < until:
                 time.sleep(min(0.1, max(0.0, until - self.state.now())))
                 self.renew(FailoverStep.WAIT)
@@ -253,9 +256,11 @@ class Failover:
             if self.state.identity() != identity:
                 continue  # Redis restarted during the wait: its records are not to be trusted
             fence = self.state.redis.hget(f"{PREFIX}fence:{cluster.pk}", "epoch")
-            if fence is not None and int(fence) >= cluster.grant_fence_epoch and self.mine().exists():
+            fence = None if fence is None else int(fence)
+            over = rules.wait_over(fence, cluster.grant_fence_epoch, self.mine().exists())
+            if over == "done":
                 return
-            if fence is None:
+            if over == "again":
                 continue  # the fence vanished during the wait: wait again from its reload
             raise Lost(FailoverStep.WAIT)
 
@@ -332,7 +337,7 @@ class Failover:
         current = self.load()
         if current.claim_token != self.token:
             return
-        if STEPS.index(later_step(current.step, self.reached)) >= STEPS.index(FailoverStep.PROMOTE):
+        if rules.committed_to_promote(later_step(current.step, self.reached)):
             # Past the point of no return: leave the claim to expire; the next worker resumes the
             # promotion (it never moves the step back, never abandons).
             log.warning(
@@ -340,7 +345,7 @@ class Failover:
             )
             return
         send_role(current, current.secondary, RoleCommand(Role.SECONDARY, current.epoch, peer=current.primary))
-        backoff = min(60.0, 2.0 * (1 + int((current.failover_request or {}).get("failures", 0))))
+        backoff = rules.release_backoff_s(int((current.failover_request or {}).get("failures", 0)))
         request = current.failover_request if keep_request else None
         if request is not None:
             request = {**request, "failures": int(request.get("failures", 0)) + 1}
@@ -372,32 +377,36 @@ class Failover:
         later for a fault that has healed). Past the promotion nothing is abandoned."""
         if cause not in AUTOMATIC or self.committed_to_promote:
             return
-        if Cluster.objects.filter(pk=cluster.pk, maintenance=True).exists():
-            raise Abandoned("the cluster is in maintenance: no automatic failover")
-        if cause == "missed_heartbeats":
-            self._abandon_if_primary_back(cluster, cause)
-        elif cause == "clock_skew" and int(cluster.primary_id) not in self.state.skewed():
-            raise Abandoned("the primary's clock is back in step")
-        elif cause in ("critical_service", "agents_disagree", "not_serving"):
-            answer = probe(cluster.primary, cluster.epoch)
-            if not answer.answered:
-                return  # a silent primary: the cause stands, and missed heartbeats would follow
-            if cause == "critical_service" and not failing_critical_services(answer.body):
-                raise Abandoned("the primary's critical services pass again")
-            if cause == "agents_disagree" and not disagreement(answer.body, cluster.epoch):
-                raise Abandoned("the primary holds its role at the cluster's epoch again")
-            if cause == "not_serving" and answer.body.get("lease_remaining_s"):
-                raise Abandoned("the primary holds a lease again")
+        maintenance = Cluster.objects.filter(pk=cluster.pk, maintenance=True).exists()
+        last, answer = 0, None
+        if not maintenance and cause == "missed_heartbeats":
+            last = self._primary_last_answer(cluster)
+        if not maintenance and cause in rules.PROBED_CAUSES:
+            answer = probe(cluster.primary, cluster.epoch)  # a silent primary: the cause stands
+        why = rules.cause_gone(
+            cause,
+            self.reached,
+            maintenance=maintenance,
+            epoch=cluster.epoch,
+            primary_back=rules.primary_back(last, (cluster.failover_request or {}).get("requested_at", 0)),
+            primary_skewed=cause != "clock_skew" or int(cluster.primary_id) in self.state.skewed(),
+            primary_answer=answer.body if answer is not None and answer.answered else None,
+        )
+        if why:
+            raise Abandoned(why, {"primary_last_answer_at": last} if last and not maintenance else {})
+
+    def _primary_last_answer(self, cluster: Cluster) -> float:
+        return self.state.last_answers([cluster.primary_id]).get(cluster.primary_id, 0)
 
     def _abandon_if_primary_back(self, cluster: Cluster, cause: str) -> None:
-        last = self.state.last_answers([cluster.primary_id]).get(cluster.primary_id, 0)
+        last = self._primary_last_answer(cluster)
         requested = (cluster.failover_request or {}).get("requested_at", 0)
-        if last > requested:
+        if rules.primary_back(last, requested):
             raise Abandoned("the primary answers heartbeats again", {"primary_last_answer_at": last})
 
     def _already_promoted(self, cluster: Cluster) -> bool:
         answer = probe(cluster.secondary, cluster.pending_epoch or cluster.epoch)
-        return answer.body.get("role") == Role.PRIMARY and answer.body.get("epoch") == cluster.pending_epoch
+        return rules.already_promoted(answer.body, cluster.pending_epoch)
 
     def _demote_old_primary(self, cluster: Cluster, *, old=None, new=None, epoch=None) -> bool:
         old = old or cluster.primary
@@ -405,22 +414,6 @@ class Failover:
         epoch = epoch or cluster.pending_epoch
         answer = send_role(cluster, old, RoleCommand(Role.SECONDARY, epoch, peer=new), attempts=1, timeout=1.0)
         return answer.ok
-
-
-def disagreement(heartbeat_answer: dict, epoch: int) -> str:
-    """Why the database's primary, by its own answer, is not the primary at the cluster's epoch
-    ("" when it is, or when it did not answer)."""
-    if not heartbeat_answer:
-        return ""
-    role, held = heartbeat_answer.get("role"), heartbeat_answer.get("epoch")
-    if role == Role.PRIMARY and held == epoch:
-        return ""
-    return f"the primary's agent holds {role} at epoch {held}, the database primary at epoch {epoch}"
-
-
-def failing_critical_services(heartbeat_answer: dict) -> list[str]:
-    services = heartbeat_answer.get("services") or []
-    return [str(s.get("name")) for s in services if s.get("critical", True) and not s.get("ok")]
 
 
 def preflight_switchover(cluster: Cluster) -> list[str]:

@@ -20,9 +20,10 @@ from django.utils import timezone
 
 from alerts.choices import EventType
 
+from . import failover_rules as rules
 from .choices import ClusterState, Role, ServerState
 from .commands import adopt
-from .failover import disagreement, failing_critical_services
+from .failover_rules import disagreement, failing_critical_services, holds_no_lease, skew_blame
 from .heartbeat_state import PREFIX, SKEWED_SET, HeartbeatState, SlotEntry, SlotState, link_key, server_key
 from .incidents import Incidents
 from .models import Cluster, Server
@@ -36,29 +37,8 @@ CONTROL_PLANE = "control-plane"  # the incident name of the control plane's own 
 def skew_reading(view, answer) -> tuple[bool, float, float, float] | None:
     """(off from the control plane's clock, offset, uncertainty, limit) of one answer's clock, or
     None without a clock in it."""
-    agent_now = answer.body.get("now")
-    if not isinstance(agent_now, (int, float)):
-        return None
-    offset = agent_now - (answer.sent_wall + answer.received_wall) / 2
-    uncertainty = answer.rtt / 2
-    limit = view.max_clock_skew / 2
-    return abs(offset) - uncertainty > limit, offset, uncertainty, limit
-
-
-def skew_blame(primary: tuple | None, secondary: tuple | None) -> tuple[bool, bool, bool]:
-    """Whose clock is off — (primary, secondary, control plane) — judged pairwise among the three
-    (docs/protocol.md, "Skew is blamed pairwise"): a clock is blamed only when the other two agree
-    with each other against it. With one appliance's reading only, nobody is blamed: two clocks
-    that disagree cannot say which one is wrong."""
-    if primary is None or secondary is None:
-        return False, False, False
-    p_off, p_offset, p_uncertainty, limit = primary
-    s_off, s_offset, s_uncertainty, _ = secondary
-    pair_off = abs(p_offset - s_offset) - (p_uncertainty + s_uncertainty) > limit
-    return (
-        p_off and pair_off and not s_off,
-        s_off and pair_off and not p_off,
-        p_off and s_off and not pair_off,
+    return rules.skew_reading(
+        answer.body.get("now"), answer.sent_wall, answer.received_wall, answer.rtt, view.max_clock_skew
     )
 
 
@@ -71,12 +51,6 @@ def link_reading(probe: SlotProbe) -> tuple[bool, bool, dict] | None:
     cut_by_control_plane = primary.heartbeat_link_failed
     cut_for_secondary = secondary.answered and peer.get("ok") is False
     return cut_by_control_plane or cut_for_secondary, cut_by_control_plane, peer
-
-
-def holds_no_lease(body: dict, epoch: int) -> bool:
-    """The primary answers as primary at the cluster's epoch, yet serves nobody: it holds no lease
-    after this slot's grants (refused, or none sent)."""
-    return body.get("role") == Role.PRIMARY and body.get("epoch") == epoch and not body.get("lease_remaining_s")
 
 
 def _streak(bad: bool) -> tuple[str, str]:
@@ -202,7 +176,7 @@ class SlotEvaluator:
             self._mirror_role(server, body)
             self._checks(server, body, incidents, is_primary)
             self._skew(server, incidents, is_primary)
-            if state != ServerState.UP and count.answers >= view.recovery_threshold:
+            if state != ServerState.UP and rules.recovered(count.answers, view.recovery_threshold):
                 self._mark_up(server, incidents, count.answers)
             if is_primary:
                 self._agrees(server, body)
@@ -213,8 +187,7 @@ class SlotEvaluator:
                 if self.state.redis.set(f"{PREFIX}reconcile:{view.id}", 1, nx=True, ex=5):
                     reconcile_secondary.delay(view.id)
             return
-        span = self.probe.slot_time - (count.first_miss_at or self.probe.slot_time)
-        if count.misses >= view.threshold and span >= (view.threshold - 1) * view.interval - 1e-6:
+        if rules.missed_enough(count.misses, count.first_miss_at, self.probe.slot_time, view.threshold, view.interval):
             evidence = {
                 "missed_slots": count.misses,
                 "first_missed_slot_at": count.first_miss_at,
@@ -248,7 +221,7 @@ class SlotEvaluator:
         secondary, damped like the other causes)."""
         dark = holds_no_lease(body, self.view.epoch)
         streak = self._bump(server_key(server.id), "dark_bad" if dark else "dark_good")
-        if dark and streak >= self.view.threshold and not failing_critical_services(body):
+        if rules.not_serving(dark, streak, self.view.threshold, bool(failing_critical_services(body))):
             evidence = {"slots_without_lease": streak, "grant": self.probe.grant, "agent": server.name}
             self.failover_causes.append(("not_serving", evidence))
 
@@ -419,13 +392,6 @@ class SlotEvaluator:
             )
 
 
-# Causes a recent failover damps: a failover for them within this many intervals of the last one
-# is not requested (no ping-pong when the fault follows the role). Not missed heartbeats or a
-# primary that does not hold its role: there the old primary cannot serve whatever happens.
-DAMPED_CAUSES = ("critical_service", "clock_skew", "not_serving")
-DAMPING_INTERVALS = 10
-
-
 def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
     """Write the failover request on the cluster row and queue the failover task (§4a rule 5).
 
@@ -434,7 +400,7 @@ def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
     """
     from .tasks import run_failover
 
-    if view.maintenance or not view.active or view.state == ClusterState.SYNCING:
+    if not rules.may_request(view.maintenance, view.active, view.state == ClusterState.SYNCING):
         return False
     request = {
         "cause": cause,
@@ -444,8 +410,9 @@ def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
         "evidence": evidence,
     }
     undamped = Q()
-    if cause in DAMPED_CAUSES:
-        since = timezone.now() - timedelta(seconds=DAMPING_INTERVALS * view.interval)
+    window = rules.damping_window_s(cause, view.interval)  # rules.damped, as a condition on the row
+    if window:
+        since = timezone.now() - timedelta(seconds=window)
         undamped = Q(last_failover_at__isnull=True) | Q(last_failover_at__lt=since)
     written = Cluster.objects.filter(
         undamped,

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from dms_admin.encryption import EncryptedTextField
 
+from . import failover_rules
 from .choices import Application, ClusterState, DeploymentKind, FailoverStep, Platform, Role, ServerState
 from .hardware import hardware_errors
 
@@ -225,7 +226,7 @@ class Cluster(models.Model):
     def longest_lease_s(self) -> float:
         """What a lease wait must assume a granter may have granted: the current lease, or a
         longer one from before a settings change that the agents have not acknowledged yet."""
-        return max(self.effective_lease_s, self.lease_bound_s or 0.0)
+        return failover_rules.longest_lease_s(self.effective_lease_s, self.lease_bound_s)
 
     def replication_current(self, now=None) -> bool:
         return replication_current(self.last_replication_at, self.needs_resync, self.replication_interval, now)

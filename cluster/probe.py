@@ -12,6 +12,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from . import failover_rules as rules
 from .agent_client import AgentAnswer
 from .heartbeat_state import HeartbeatState
 from .probe_client import ProbeClient
@@ -200,7 +201,7 @@ class GrantRecorder:
 
 
 def may_grant(cluster: ClusterView, skewed: set[int]) -> bool:
-    return cluster.epoch >= cluster.grant_fence_epoch and cluster.primary.id not in skewed
+    return rules.may_grant(cluster.epoch, cluster.grant_fence_epoch, cluster.primary.id in skewed)
 
 
 async def probe_slot(

@@ -3,6 +3,7 @@ step a takeover resumes, when the database's primary disagrees with its agent.""
 
 import pytest
 
+from cluster import failover_rules as rules
 from cluster.choices import FailoverStep
 from cluster.failover import STEPS, claim_seconds, disagreement, later_step
 from cluster.heartbeat import skew_blame
@@ -65,3 +66,7 @@ def test_a_claim_outlasts_one_role_command_attempt_and_its_backoff():
 )
 def test_the_database_primary_disagrees_with_its_agent(answer, epoch, disagrees):
     assert bool(disagreement(answer, epoch)) is disagrees
+
+
+def test_the_pure_rules_know_the_steps_in_the_databases_order():
+    assert list(rules.STEPS) == [step for step, _ in FailoverStep.choices if step]

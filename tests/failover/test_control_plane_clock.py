@@ -51,11 +51,11 @@ def test_a_control_plane_clock_ahead_fails_nothing_over(make_cluster, control_pl
 @pytest.mark.skipif(not LIBFAKETIME, reason="libfaketime is not installed (Debian package faketime)")
 def test_a_failover_worker_clock_ahead_never_ends_a_lease_wait_early(make_cluster, control_plane):
     """The failover worker's clock 1 s ahead of the heartbeat worker's, which recorded the last
-    grant. Before: the wait compared this worker's wall clock with that record and ended 1 s early,
-    while the old primary still held its lease: two primaries. Now grants are recorded, and waits
-    counted, on Redis's clock. A lease of 10 s (this test is about the wait) makes the wait outlast
-    detection; the secondary's link to the primary is cut, then the primary's answers to the control
-plane are lost while its requests (and grants) still arrive."""
+        grant. Before: the wait compared this worker's wall clock with that record and ended 1 s early,
+        while the old primary still held its lease: two primaries. Now grants are recorded, and waits
+        counted, on Redis's clock. A lease of 10 s (this test is about the wait) makes the wait outlast
+        detection; the secondary's link to the primary is cut, then the primary's answers to the control
+    plane are lost while its requests (and grants) still arrive."""
     under_test = make_cluster("failover-clock", proxied=True, lease_s=10.0)
     control_plane["failover"].kill()
     control_plane["failover"] = celery_worker(
