@@ -308,6 +308,11 @@ class SlotEvaluator:
         if reading is None:
             return
         bad, offset, uncertainty, limit = reading
+        if server.id not in self.skewed and incidents.is_open(EventType.CLOCK_SKEW_DETECTED):
+            # A Redis restart loses the set but not the incident (rebuilt from the events): the
+            # server stays skewed, with no grants, until its clock is seen back.
+            self.state.redis.sadd(SKEWED_SET, server.id)
+            self.skewed.add(server.id)
         streak = self._bump(server_key(server.id), "skew_bad" if bad else "skew_good")
         evidence = {"offset_s": round(offset, 4), "uncertainty_s": round(uncertainty, 4), "limit_s": limit}
         if bad and streak >= SKEW_READINGS:
