@@ -9,6 +9,10 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 # restart-fault tests restart it.
 TEST_REDIS_URL ?= redis://127.0.0.1:6391/0
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): each runs its own control plane on its own Redis and database; the
+# integration tests mostly wait on timers at the product's default timing, so two overlap well on
+# two cores. A file's tests stay together (their fixtures are per module).
+TEST_WORKERS ?= 2
 # The tests' fixed key for secrets at rest (a test value, never a production one): every process a
 # test starts (workers, beat, manage.py) inherits it and reads what the others wrote.
 TEST_FIELD_ENCRYPTION_KEYS ?= dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTA=
@@ -56,7 +60,7 @@ run: install
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) \
-		$(PY) -m pytest $(PYTEST_ARGS)
+		$(PY) -m pytest -p tests.xdist_env $(if $(filter-out 0 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 nemesis: install
 	FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) $(PY) -m tests.nemesis --minutes $(MINUTES) --clusters $(CLUSTERS) \

@@ -121,6 +121,9 @@ def pytest_sessionstart(session):
     global PRIVATE_REDIS
     from tests.support.redis_server import PrivateRedis
 
+    if session.config.getoption("numprocesses", None) and not hasattr(session.config, "workerinput"):
+        return  # pytest-xdist's controller runs no test; each worker starts its own (tests/xdist_env.py)
+
     candidate = PrivateRedis(settings.REDIS_URL, Path(__file__).resolve().parents[1] / "test-artifacts" / "redis")
     if candidate.port != 6379 and not candidate.answers():
         candidate.start()

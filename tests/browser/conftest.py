@@ -38,7 +38,7 @@ def live_server_url(django_db_setup, django_db_blocker, smtp_for_web):
     with django_db_blocker.unblock():
         connection.ensure_connection()
         web, url = web_server(
-            ARTIFACTS / "browser",
+            ARTIFACTS / "browser" / os.environ.get("PYTEST_XDIST_WORKER", ""),
             SNMP_ENGINE_ID=ENGINE_ID,
             EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
             EMAIL_HOST="127.0.0.1",

@@ -28,7 +28,10 @@ from tests.support.smtp import SmtpServer
 from tests.support.snmptrapd import Snmptrapd
 from tests.support.snmptrapd import available as snmptrapd_available
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "control-plane"
+# One folder per pytest-xdist worker (each runs its own control plane).
+ARTIFACTS = (
+    Path(__file__).resolve().parents[2] / "test-artifacts" / "control-plane" / os.environ.get("PYTEST_XDIST_WORKER", "")
+)
 TIMING: dict = {}  # the product's defaults
 # The session's receivers: the control plane's workers send notification email to the SMTP server,
 # and the fault matrix's traps and informs to snmptrapd (None where it is not installed).
