@@ -218,18 +218,21 @@ class Replication:
 
     def _succeeded(self) -> None:
         now = timezone.now()
-        incidents = Incidents(HeartbeatState(), self.secondary.pk)
+        state = HeartbeatState()
         with transaction.atomic():
             Cluster.objects.filter(pk=self.cluster.pk).update(last_replication_at=now)
             if self.job.kind == ReplicationJob.Kind.RESYNC:
                 Cluster.objects.filter(pk=self.cluster.pk).update(needs_resync=False)
-            incidents.close(
-                EventType.REPLICATION_FAILED,
-                f"Replication of cluster {self.cluster.name} works again.",
-                cluster=self.cluster,
-                server=self.secondary,
-                details={"job": self.job.pk},
-            )
+            # A failure is recorded against the job's secondary; once a failover or switchover has
+            # swapped the roles, that is today's primary: close it wherever it is open.
+            for server in (self.secondary, self.primary):
+                Incidents(state, server.pk).close(
+                    EventType.REPLICATION_FAILED,
+                    f"Replication of cluster {self.cluster.name} works again.",
+                    cluster=self.cluster,
+                    server=server,
+                    details={"job": self.job.pk},
+                )
             if Cluster.objects.filter(pk=self.cluster.pk, state=ClusterState.SYNCING).update(
                 state=ClusterState.HEALTHY, active=True
             ):

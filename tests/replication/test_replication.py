@@ -157,6 +157,32 @@ def test_a_sharp_shrink_pauses_deletions_until_an_operator_confirms(make_cluster
     assert Cluster.objects.get(pk=under_test.cluster.pk).deletions_confirmed is False
 
 
+def test_a_replication_failure_is_recovered_after_a_failover_swapped_the_roles(make_cluster, operator_api):
+    # Found by the fault campaign (there after a switchover): the failure is recorded against the
+    # job's secondary, and the first successful job after the roles swapped closed it only on the
+    # new secondary, the other server: the failure stayed open for ever.
+    files = {f"catalog/item-{i}.txt": f"item {i}".encode() for i in range(10)}
+    under_test = make_cluster("fail-then-switch", inventory=INVENTORY, files=files)
+    old_secondary = under_test.refresh().secondary
+    before = _last_job_id(under_test.cluster)
+    for i in range(6):  # a sharp shrink: the job stops before deleting, a failure
+        (under_test.primary_agent.data_dir / f"catalog/item-{i}.txt").unlink()
+    operator_api.post(f"/api/v1/clusters/{under_test.cluster.pk}/replicate/")
+    assert _job_after(under_test.cluster, before).state == "failed"
+    failed = under_test.wait_event("replication_failed", 5)
+    assert failed.server_id == old_secondary.pk
+
+    under_test.primary_agent.stop()  # the primary falls silent: a failover onto the secondary
+    under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 30, "the failover")
+    under_test.primary_agent.cont()
+    under_test.wait_state(lambda c: c.state == "healthy" and not c.needs_resync, 60, "the old primary resynced")
+
+    recovered = under_test.wait_event("replication_recovered", 10)
+    assert recovered.recovers_id == failed.pk
+    assert recovered.server_id == old_secondary.pk  # now the primary
+    under_test.assert_never_two_primaries()
+
+
 def test_a_returning_old_primary_is_resynced_and_its_own_files_are_quarantined(make_cluster):
     under_test = make_cluster("quarantine", inventory=INVENTORY, files=FILES)
     old, new = under_test.primary_agent, under_test.secondary_agent
