@@ -94,13 +94,15 @@ return held
 """
 )
 
-# Count one heartbeat slot for a server, once: a slot at or before the last counted one is stale.
+# Count one heartbeat slot for a server, once: a slot whose time is at or before the last counted
+# one's is stale. By time, not by number: a slot's number is its time divided by the interval, so
+# after a longer interval every new number is lower than the last one counted.
 # Answers {counted, consecutive misses, first missed slot time, consecutive answers}.
 _COUNT_FUNCTION = """
-local function count(key, slot, at, answered)
-  local last = tonumber(redis.call('HGET', key, 'slot') or '-1')
-  if slot <= last then return {0, 0, '', 0} end
-  redis.call('HSET', key, 'slot', slot)
+local function count(key, at, answered)
+  local last = tonumber(redis.call('HGET', key, 'slot_at') or '-1')
+  if tonumber(at) <= last then return {0, 0, '', 0} end
+  redis.call('HSET', key, 'slot_at', at)
   if answered then
     redis.call('HSET', key, 'misses', 0, 'first_miss', '', 'last_answer_at', at)
     return {1, 0, '', redis.call('HINCRBY', key, 'answers', 1)}
@@ -122,9 +124,9 @@ _EVALUATE_SLOTS = (
     + """
 local out = {}
 for i, e in ipairs(cjson.decode(ARGV[1])) do
-  local slot, at = e[5], e[6]
-  local primary = count(e[1], slot, at, e[2] == 1)
-  local secondary = count(e[3], slot, at, e[4] == 1)
+  local at = e[6]
+  local primary = count(e[1], at, e[2] == 1)
+  local secondary = count(e[3], at, e[4] == 1)
   local streaks = {}
   if primary[1] == 1 then
     for j, bump in ipairs(e[7]) do

@@ -86,3 +86,12 @@ def test_last_seen_times_are_flushed_to_the_database_in_bulk(db, state):
     silent.refresh_from_db()
     assert heard.last_heartbeat_at.timestamp() == 1764100000.5 and silent.last_heartbeat_at is None
     assert flush_last_seen() == 0  # nothing newer: nothing written
+
+
+def test_slots_of_a_longer_interval_are_counted_after_a_shorter_one(state):
+    # Slot numbers are the slot time over the interval: 1 s → 2 s halves them. Staleness is judged
+    # by the slot's time, or nothing would be counted after the change.
+    assert count(state, 1_000_000, 1_000_000.0, answered=True).counted
+    assert count(state, 500_001, 1_000_002.0, answered=False).misses == 1
+    assert count(state, 500_002, 1_000_004.0, answered=False).misses == 2
+    assert not count(state, 1_000_003, 1_000_003.0, answered=False).counted  # older than the last counted

@@ -39,3 +39,20 @@ def test_a_primary_clock_one_second_off_is_failed_over(make_cluster):
     under_test.secondary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
     under_test.assert_notified(exactly_once=True)
+
+
+def test_a_primary_clock_behind_is_failed_over(make_cluster):
+    # A clock behind refuses every grant as "from the future", unlike one ahead ("from the past"):
+    # the fault campaign's seed 369198041 had a primary 0.6 s behind dark for 53 s (there because
+    # slots were no longer counted after an interval change, tests/failover/test_settings_change.py).
+    under_test = make_cluster("skew-behind", notify=True)
+    under_test.primary_agent.terminate()
+    under_test.primary_agent.clock_offset = -0.6
+    under_test.primary_agent.start()
+    under_test.primary_agent.wait_ready()
+
+    cluster = under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 40, "the failover")
+
+    assert cluster.primary.name == under_test.secondary_agent.name
+    under_test.secondary_agent.wait_primary_status(200, timeout=5)
+    under_test.assert_never_two_primaries()

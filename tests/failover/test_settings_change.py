@@ -6,10 +6,12 @@ overlapped. Now the change is an ordered command to both agents, and every lease
 longest lease a granter may still grant until both have acknowledged it."""
 
 import json
+import time
 
 import pytest
 from rest_framework.test import APIClient
 
+from dms_admin.redis import redis_client
 from tests.factories import UserFactory
 from tests.support.agents import wait_until
 
@@ -75,3 +77,33 @@ def test_while_an_agent_has_not_acknowledged_the_wait_keeps_the_old_lease(make_c
     secondary_proxy.set("control", "pass")
     wait_until(lambda: _held_lease(under_test.secondary_agent) == 2.0, 20, interval=0.1, message="the secondary")
     wait_until(lambda: under_test.refresh().lease_bound_s is None, 20, interval=0.2, message="the lease bound cleared")
+
+
+def test_a_longer_interval_still_counts_misses_and_fails_over(make_cluster, admin_client):
+    # Found by the fault campaign (seed 369198041): slots were numbered per interval and a slot at
+    # or below the last one counted was stale. After 2 s → 1 s → 2 s (or any longer interval) every
+    # new slot number was lower than the last one of the shorter interval: nothing was counted
+    # again, and a primary that stopped serving was never failed over (53 s dark, shown healthy).
+    under_test = make_cluster("interval-up")
+    cluster_id = under_test.cluster.pk
+    response = admin_client.patch(f"/api/v1/clusters/{cluster_id}/", {"heartbeat_interval": 1.0}, format="json")
+    assert response.status_code == 200, response.content
+    changed_at = time.time()
+    primary_key = f"dms:srv:{under_test.cluster.primary_id}"
+    wait_until(  # slots of 1 s counted for the primary: their numbers are what went wrong
+        lambda: float(redis_client().hget(primary_key, "last_answer_at") or 0) > changed_at + 1,
+        15,
+        interval=0.1,
+        message="slots of 1 s counted",
+    )
+    response = admin_client.patch(f"/api/v1/clusters/{cluster_id}/", {"heartbeat_interval": 2.0}, format="json")
+    assert response.status_code == 200, response.content
+    for agent in under_test.agents.values():
+        wait_until(lambda a=agent: _held_lease(a) == 4.0, 15, interval=0.1, message=f"{agent.name} to hold lease 4 s")
+
+    under_test.primary_agent.kill()
+
+    cluster = under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 30, "the failover")
+    assert cluster.primary.name == under_test.secondary_agent.name
+    under_test.secondary_agent.wait_primary_status(200, timeout=5)
+    under_test.assert_never_two_primaries()
