@@ -1,8 +1,9 @@
 """The quiet tail: once every fault has healed and every process is back, each cluster must converge —
 the database and the agents agree (the row's primary holds the primary role at the row's epoch, its
-secondary the secondary role) and exactly one appliance, the row's primary, answers 200 on
-`GET /v1/primary` — within detection + lease + 10 s of its timing; and every failure event must get
-its recovery event. What the tail saw is recorded in the history for the checkers.
+secondary the secondary role), exactly one appliance, the row's primary, answers 200 on
+`GET /v1/primary`, and the control plane counts both appliances' answers again (a control plane that
+stopped counting cannot see the next failure) — within detection + lease + 10 s of its timing; and
+every failure event must get its recovery event. What the tail saw is recorded in the history for the checkers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from django.db import close_old_connections
 from agent.storage import read_json
 from alerts.choices import RECOVERY_OF
 from alerts.models import Event
+from cluster.heartbeat_state import HeartbeatState
 from cluster.models import Cluster
 from tests.nemesis.history import History
 from tests.nemesis.processes import AGENT_PORT, Agent
@@ -24,6 +26,7 @@ from tests.nemesis.processes import AGENT_PORT, Agent
 SLACK_S = 10.0
 STABLE_POLLS = 3  # consecutive agreeing polls, 0.5 s apart, before a cluster counts as converged
 POLL_S = 0.5
+COUNTED_WITHIN_SLOTS = 2.5  # a slot is counted when its probes are answered, up to an interval late
 
 
 def bound_s(cluster: Cluster) -> float:
@@ -48,8 +51,14 @@ def observe(cluster: Cluster, agents: dict[str, Agent], context: ssl.SSLContext)
     for agent in (primary, secondary):
         state = read_json(agent.state_dir / "state.json") or {}
         seen[agent.name] = (state.get("role"), state.get("epoch"), primary_status(agent, context))
+    # The last answer the heartbeat counting recorded for each appliance, in slots.
+    server_ids = [cluster.primary_id, cluster.secondary_id]
+    answered, now = HeartbeatState().last_answers(server_ids), time.time()
+    ages = [round((now - answered[pk]) / cluster.heartbeat_interval, 1) if pk in answered else None for pk in server_ids]
+    seen["slots since the last counted answer"] = ages
     ok = (
-        cluster.state != "failing_over"
+        all(age is not None and age <= COUNTED_WITHIN_SLOTS for age in ages)
+        and cluster.state != "failing_over"
         and seen[primary.name] == ("primary", cluster.epoch, 200)
         and seen[secondary.name][0] == "secondary"
         and seen[secondary.name][2] != 200
