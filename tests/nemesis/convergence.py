@@ -54,7 +54,8 @@ def observe(cluster: Cluster, agents: dict[str, Agent], context: ssl.SSLContext)
     # The last answer the heartbeat counting recorded for each appliance, in slots.
     server_ids = [cluster.primary_id, cluster.secondary_id]
     answered, now = HeartbeatState().last_answers(server_ids), time.time()
-    ages = [round((now - answered[pk]) / cluster.heartbeat_interval, 1) if pk in answered else None for pk in server_ids]
+    interval = cluster.heartbeat_interval
+    ages = [round((now - answered[pk]) / interval, 1) if pk in answered else None for pk in server_ids]
     seen["slots since the last counted answer"] = ages
     ok = (
         all(age is not None and age <= COUNTED_WITHIN_SLOTS for age in ages)
