@@ -37,7 +37,6 @@ RUN = Path(os.environ.get("DMS_RUN_DIR") or ROOT / "run").resolve()
 LOGS = RUN / "logs"
 PIDS = RUN / "pids"
 HOST = "127.0.0.1"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 SQLITE_URL = f"sqlite:///{RUN / 'dms.sqlite3'}"  # the settings' default when RUN is ROOT/run
 MAIL = RUN / "mail"
 TRAP_LOG = RUN / "traps.log"
@@ -285,6 +284,8 @@ class Demo:
         self.env.setdefault("SITE_URL", url)
         celery = [sys.executable, "-m", "celery", "-A", "dms_admin"]
         self.start("web", [sys.executable, "manage.py", "runserver", f"{HOST}:{port}", "--noreload"], self.env)
+        self.start("apps", [sys.executable, "-m", "cluster.demo_app", "--spec", str(RUN / "demo.json"),
+                            "--entry-url", f"{url}/go/"], self.env)  # fmt: skip
         for name, queue, concurrency in WORKERS:
             self.start(
                 f"worker-{name}",
@@ -293,11 +294,13 @@ class Demo:
                 self.env,
             )  # fmt: skip
         self.start("beat", [*celery, "beat", "-s", str(RUN / "beat-schedule"), "-l", "INFO"], self.env)
-        say(f"started 4 agents, the web app on {url}, 3 Celery workers and beat (logs in {rel(LOGS)}/)")
+        say(f"started 4 agents and their demo applications, the web app on {url}, 3 Celery workers and beat"
+            f" (logs in {rel(LOGS)}/)")  # fmt: skip
 
         self.wait_for("agents", lambda: all(http_answers(f"http://{HOST}:{s['heartbeat_port']}/v1/primary")
                                              for s in agents.values()))  # fmt: skip
         self.wait_for("web app", lambda: http_answers(url + "/api/v1/health/"))
+        self.wait_for("demo applications", lambda: all(tcp_listening(s["app_port"]) for s in agents.values()))
         for name, _, _ in WORKERS:
             self.wait_for(f"{name} worker", lambda n=name: "ready." in log_tail(f"worker-{n}", 200))
         healthy = self.wait_healthy()
@@ -308,19 +311,18 @@ class Demo:
         self.procs[name] = start_process(name, args, env)
 
     def redis(self) -> bool:
+        """A redis-server of the demo's own, in the run folder, without persistence: the heartbeat
+        state and the Celery queues belong to this run alone (never another checkout's or an earlier
+        run's), whatever REDIS_URL the environment names (docs/decisions.md, "The demo")."""
         import redis
 
-        url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-        try:
-            redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1).ping()
-            say(f"Redis: {url}")
-            return True
-        except redis.RedisError:
-            pass
-        server = subprocess.run(["which", "redis-server"], capture_output=True, text=True).stdout.strip()
+        for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+            if os.environ.get(name):
+                say(f"{name} from the environment is not used: the demo runs a Redis of its own")
+        server = shutil.which("redis-server")
         if not server:
-            say(f"no Redis answers at {url}, and redis-server is not installed.")
-            say("install it (Debian/Ubuntu: sudo apt-get install redis-server) or set REDIS_URL, then: make run")
+            say("the demo runs a redis-server of its own, and redis-server is not installed.")
+            say("install it (Debian/Ubuntu: sudo apt-get install redis-server), then: make run")
             return False
         port = free_port()
         data = RUN / "redis"
@@ -331,20 +333,21 @@ class Demo:
              "--dir", str(data), "--daemonize", "no"],
             self.env,
         )  # fmt: skip
+        pid = self.procs["redis"].pid
         url = f"redis://{HOST}:{port}/0"
         client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
 
-        def answers() -> bool:
+        def ours_answers() -> bool:
+            """Our server answers on the port (not another one that took the port in the meantime)."""
             try:
-                return bool(client.ping())
+                return client.info("server")["process_id"] == pid
             except redis.RedisError:
                 return False
 
-        self.wait_for("private Redis", answers, timeout=15)
+        self.wait_for("the demo's Redis", ours_answers, timeout=15)
         self.env["REDIS_URL"] = url
-        self.env.pop("CELERY_BROKER_URL", None)  # the broker follows REDIS_URL
-        wanted = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-        say(f"Redis: none answered at {wanted}; started a private one at {url}")
+        self.env["CELERY_BROKER_URL"] = url
+        say(f"Redis: the demo's own redis-server at {url} (no persistence, stopped with the demo)")
         return True
 
     def mail_sink(self) -> None:
@@ -467,16 +470,16 @@ class Demo:
             f"  Dashboard   {url}/",
             f"  Login       admin / {password}",
             f"  API docs    {url}/api/docs/   (OpenAPI schema: {url}/api/schema/)",
-            f"  Entry URL   {url}/go/dmm-demo/   (redirects to the current DMM primary)",
+            f"  Entry URL   {url}/go/dmm-demo/   (leads to the application page of the current DMM primary)",
             f"  Mail sink   {rel(MAIL)}/   (one .eml file per message, every event)",
             f"  Trap log    {traps}",
             "",
-            "Try a failover: kill whichever agent is the DMM primary now (SIGKILL), then refresh the dashboard,",
-            f"the alerts page ({url}/alerts/), the mail sink and the trap log:",
+            "Try a failover: kill whichever agent is the DMM primary now (SIGKILL), then refresh the entry URL,",
+            f"the dashboard, the alerts page ({url}/alerts/), the mail sink and the trap log:",
             f"  {demo_cmd('kill-primary dmm-demo')}",
             "",
             f"Logs: {rel(LOGS)}/ (web, worker-heartbeat, worker-failover, worker-default, beat, agent-<name>,"
-            " mail, snmptrapd)",
+            " apps, mail, snmptrapd)",
             "Stop everything: Ctrl-C",
             "",
         ]
@@ -520,7 +523,7 @@ class Demo:
                 self.procs[f"{key} (restarted)"] = _Foreign(pid)
         tiers = [
             [n for n in self.procs if n == "beat" or n.startswith("worker-")],
-            [n for n in self.procs if n in ("web", "migrate", "seed_demo")],
+            [n for n in self.procs if n in ("web", "apps", "migrate", "seed_demo")],
             [n for n in self.procs if n.startswith("agent-")],
             [n for n in self.procs if n in ("mail", "snmptrapd", "redis")],
         ]
