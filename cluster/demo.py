@@ -4,16 +4,19 @@
     python -m cluster.demo kill-primary dmm-demo  SIGKILL the agent that is the cluster's primary now
     python -m cluster.demo start-agent dmm-demo-a start a demo agent again (after kill-primary)
 
-What runs (each in its own process group, logs in run/logs/, pids in run/pids/): Redis (only when
-none answers at REDIS_URL and `redis-server` is installed: a private one on a free port), a mail
-sink (cluster/demo_mail.py: one .eml file per message in run/mail/), net-snmp's snmptrapd when
-installed (traps logged to run/traps.log), four dms-agents (two clusters of two, loopback ports
-stored in run/demo.json), the web app (runserver), a heartbeat, a failover and a default Celery
-worker, and beat. seed_demo adds an email rule and a trap rule sending every event to the two
-sinks. The database is run/dms.sqlite3 (WAL, immediate transactions) unless DATABASE_URL is set.
+What runs (each in its own process group, logs in run/logs/, pids in run/pids/): a redis-server of
+the demo's own (on a free loopback port, data in run/redis/, no persistence: the heartbeat state and
+the Celery queues belong to this run alone, whatever REDIS_URL says), a mail sink
+(cluster/demo_mail.py: one .eml file per message in run/mail/), net-snmp's snmptrapd when installed
+(traps logged to run/traps.log), four dms-agents (two clusters of two, loopback ports stored in
+run/demo.json), a page per appliance standing in for its application (cluster/demo_app.py, the
+servers' `web_url`, where /go/ lands), the web app (runserver), a heartbeat, a failover and a
+default Celery worker, and beat. seed_demo adds an email rule and a trap rule sending every event to
+the two sinks. The database is run/dms.sqlite3 (WAL, immediate transactions) unless DATABASE_URL is
+set.
 
 Stopping order: beat and the workers first (so that nothing fails over while the agents go down),
-then the web app, the agents, and last the sinks and a private Redis.
+then the web app and the appliance pages, the agents, and last the sinks and the demo's Redis.
 """
 
 from __future__ import annotations
