@@ -272,7 +272,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         pids = recorded_pids(run.run_dir)
         url = banner_field(text, "Dashboard")
         username, password = banner_field(text, "Login").split(" / ")
-        kill = re.search(r"^  (.*-m cluster\.demo kill-primary dmm-demo)$", text, re.MULTILINE)
+        kill = re.search(r"^  (.*-m demo kill-primary dmm-demo)$", text, re.MULTILINE)
         assert kill, text
         traps = banner_field(text, "Trap log")
         entry = banner_field(text, "Entry URL").split()[0]

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: the demo deployment that `make run` (cluster/demo.py) starts.
+"""`manage.py seed_demo`: the demo deployment that `make run` (the `demo` package) starts.
 
 Idempotent: a second run keeps what exists, reuses the stored password, tokens and ports, and only
 moves a server's URLs (and re-configures its cluster) when one of its stored ports was taken.

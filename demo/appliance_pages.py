@@ -1,10 +1,10 @@
 """The demo appliances' applications: one small web page per appliance, where `/go/<cluster>/` lands.
 
-    python -m cluster.demo_app --spec run/demo.json --entry-url http://127.0.0.1:8000/go/
+    python -m demo.appliance_pages --spec run/demo.json --entry-url http://127.0.0.1:8000/go/
 
 A real appliance runs its media application and the control plane's `/go/` sends users to it (the
 server's `web_url`). The demo's appliances have no media application, so `make run`
-(cluster/demo.py) starts this stand-in: for each agent of `demo.json` a page on its `app_port`
+(demo/services.py) starts this stand-in: for each agent of `demo.json` a page on its `app_port`
 (seed_demo sets the server's `web_url` to it) that names the appliance, its cluster and the role
 it holds now. It asks the appliance's own agent, as an application would: `GET /v1/health` (role
 and epoch) and `GET /v1/primary` (serving or why not) on the agent's intranet listener, which need
@@ -143,7 +143,7 @@ async def serve(appliances: list[Appliance], entry_url: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cluster.demo_app", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m demo.appliance_pages", description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", type=Path, required=True, help="the demo's demo.json (written by seed_demo)")
     parser.add_argument("--entry-url", required=True, help="the control plane's /go/ address, ending in /go/")
     args = parser.parse_args(argv)
