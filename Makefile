@@ -56,7 +56,7 @@ audit: install
 	fi
 
 run: install
-	$(PY) -m cluster.demo
+	$(PY) -m demo
 
 test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) FIELD_ENCRYPTION_KEYS=$(TEST_FIELD_ENCRYPTION_KEYS) \

@@ -1,4 +1,4 @@
-"""`manage.py seed_demo`: the demo deployment that `make run` (cluster/demo.py) starts.
+"""`manage.py seed_demo`: the demo deployment that `make run` (the `demo` package) starts.
 
 Idempotent: a second run keeps what exists, reuses the stored password, tokens and ports, and only
 moves a server's URLs (and re-configures its cluster) when one of its stored ports was taken.
@@ -6,8 +6,14 @@ moves a server's URLs (and re-configures its cluster) when one of its stored por
 Everything it generates lives in the run folder (default `run/`):
 
 * `admin-password`  the password of the `admin` user (printed by `make run`)
-* `demo.json`       the four agents: name, ports, token, directories, inventory file
+* `demo.json`       the four agents: name, cluster, application, ports (heartbeat, intranet, and the port of the
+                    appliance's demo application, the server's `web_url`), token, directories,
+                    inventory file
 * `agents/<name>/`  each agent's `data/` (demo files on the primaries), `state/` and `inventory.json`
+
+A cluster it creates starts on agents without a past: what `agents/<name>/` held from an earlier
+database (a role at another epoch, replicated files) is deleted first, as a new appliance would be
+installed empty.
 
 It also keeps two notification rules sending every event to the demo's sinks: an email rule (the
 demo points the workers' SMTP settings at its mail sink) and, given `--trap-port`, an SNMPv2c trap
@@ -20,6 +26,7 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import socket
 from datetime import date
 from pathlib import Path
@@ -38,6 +45,7 @@ from cluster.models import Cluster, Deployment, Server
 from licensing.models import License, SoftwareModule, Source
 
 HOST = "127.0.0.1"
+PORTS = ("heartbeat_port", "intranet_port", "app_port")
 DEPLOYMENT = "demo"
 MAIL_RULE = "Demo mail sink"
 TRAP_RULE = "Demo trap log"
@@ -200,27 +208,29 @@ class Command(BaseCommand):
 
     def _agent_specs(self, stored: dict) -> dict:
         """Four agents: <cluster>-a (primary) and <cluster>-b (secondary), ports reused when free."""
-        names = [f"{c['name']}-{suffix}" for c in CLUSTERS for suffix in ("a", "b")]
+        names = [(c, f"{c['name']}-{suffix}") for c in CLUSTERS for suffix in ("a", "b")]
         specs: dict[str, dict] = {}
         used: set[int] = set()
-        for name in names:
+        for cluster, name in names:
             old = stored.get(name, {})
             base = self.run_dir / "agents" / name
             spec = {
                 "name": name,
+                "cluster": cluster["name"],
+                "application": Application(cluster["application"]).label,
                 "token": old.get("token") or secrets.token_urlsafe(32),
                 "data_dir": str(base / "data"),
                 "state_dir": str(base / "state"),
                 "inventory": str(base / "inventory.json"),
             }
-            for key in ("heartbeat_port", "intranet_port"):
+            for key in PORTS:
                 port = old.get(key)
                 if isinstance(port, int) and port not in used and _port_free(port):
                     spec[key] = port
                     used.add(port)
             specs[name] = spec
         for spec in specs.values():
-            for key in ("heartbeat_port", "intranet_port"):
+            for key in PORTS:
                 if key not in spec:
                     (port,) = _new_ports(1, used)
                     spec[key] = port
@@ -230,10 +240,12 @@ class Command(BaseCommand):
         return specs
 
     def _server(self, name: str, application: str, part: str, agent: dict) -> tuple[Server, bool]:
+        """The server of one agent, and whether its agent moved (its cluster must be re-configured)."""
         urls = {
             "heartbeat_url": f"http://{HOST}:{agent['heartbeat_port']}",
             "intranet_url": f"http://{HOST}:{agent['intranet_port']}",
         }
+        web_url = f"http://{HOST}:{agent['app_port']}/"  # the appliance's demo application (/go/ leads there)
         server = Server.objects.filter(name=name).first()
         if server is None:
             server = Server(
@@ -242,6 +254,7 @@ class Command(BaseCommand):
                 part_number=part,
                 hardware=copy.deepcopy(EXAMPLE),
                 agent_token=agent["token"],
+                web_url=web_url,
                 **urls,
             )
             server.full_clean()
@@ -249,12 +262,12 @@ class Command(BaseCommand):
             self._say(f"server {name}", True)
             return server, True
         moved = any(getattr(server, field) != value for field, value in urls.items())
-        if moved or server.agent_token != agent["token"]:
+        if moved or server.agent_token != agent["token"] or server.web_url != web_url:
             for field, value in urls.items():
                 setattr(server, field, value)
-            server.agent_token = agent["token"]
-            server.save(update_fields=[*urls, "agent_token"])
-            self.stdout.write(f"updated server {name}: {urls['heartbeat_url']}, {urls['intranet_url']}")
+            server.agent_token, server.web_url = agent["token"], web_url
+            server.save(update_fields=[*urls, "agent_token", "web_url"])
+            self.stdout.write(f"updated server {name}: {urls['heartbeat_url']}, {urls['intranet_url']}, {web_url}")
         else:
             self._say(f"server {name}", False)
         return server, moved
@@ -268,6 +281,7 @@ class Command(BaseCommand):
 
         cluster = Cluster.objects.filter(name=name).first()
         if cluster is None:
+            self._forget_agents(agents[first.name], agents[second.name])
             cluster = Cluster(
                 name=name,
                 application=application,
@@ -295,6 +309,15 @@ class Command(BaseCommand):
 
         self._licenses(definition, first)
         self._agent_files(definition, first, second, agents)
+
+    def _forget_agents(self, *specs: dict) -> None:
+        """A new cluster's agents start empty: a role, epoch and files they kept from an earlier
+        database would belong to a cluster this database never had."""
+        for spec in specs:
+            folder = self.run_dir / "agents" / spec["name"]
+            if folder.exists():
+                shutil.rmtree(folder)
+                self.stdout.write(f"cleared {spec['name']}'s folder, left from an earlier database")
 
     def _rules(self, trap_port: int | None) -> None:
         """Every event to the mail sink and the trap log. A rule an operator edited keeps its edits,

@@ -1,8 +1,8 @@
 """The demo's mail sink: an SMTP server on loopback that files every message it accepts.
 
-    python -m cluster.demo_mail --port 8025 --dir run/mail
+    python -m demo.mail_sink --port 8025 --dir run/mail
 
-`make run` (cluster/demo.py) starts it and points the web app and the workers at it, so the email
+`make run` (demo/services.py) starts it and points the web app and the workers at it, so the email
 notifications of the demo's rules can be read without a mail server: one `.eml` file per message,
 named by arrival time so that `ls` lists them in order. Each file is written under a temporary
 name and renamed, so a reader never sees half a message. SIGTERM or SIGINT stops it.
@@ -51,7 +51,7 @@ async def serve(host: str, port: int, folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cluster.demo_mail", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m demo.mail_sink", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--dir", type=Path, required=True, help="folder for the .eml files")
