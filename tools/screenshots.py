@@ -89,17 +89,10 @@ def seed() -> dict[str, int]:
         Cluster.objects.filter(pk=made.pk).update(created_at=now - timedelta(hours=created_hours_ago))
         return made
 
+    events: list[tuple] = []  # written at the end in time order: ids grow with time, as they do live
+
     def event(kind: EventType, when, message: str, cluster: Cluster, server: Server | None = None, **details):
-        made = Event.objects.create(
-            type=kind,
-            severity=SEVERITY_OF[kind],
-            cluster=cluster,
-            server=server,
-            message=message,
-            details=details,
-        )
-        Event.objects.filter(pk=made.pk).update(created_at=when)
-        return made
+        events.append((when, kind, message, cluster, server, details))
 
     up = dict(state=ServerState.UP, last_heartbeat_at=now - timedelta(seconds=1))
     signs = Deployment.objects.create(name="hq-digital-signs", kind="digital_signs")
@@ -119,7 +112,7 @@ def seed() -> dict[str, int]:
         created_hours_ago=30,
         deployment=signs,
         state=ClusterState.DEGRADED,
-        last_failover_at=failed_at + timedelta(seconds=3.4),
+        last_failover_at=failed_at + timedelta(seconds=0.4),
         last_replication_at=failed_at - timedelta(seconds=40),
         needs_resync=True,
     )
@@ -132,7 +125,7 @@ def seed() -> dict[str, int]:
         old,
         component="disk-2",
     )
-    first_miss = failed_at - timedelta(seconds=4)
+    first_miss = failed_at - timedelta(seconds=4)  # three missed slots 2 s apart, the third declares it
     event(
         EventType.SERVER_FAILED,
         failed_at,
@@ -145,7 +138,7 @@ def seed() -> dict[str, int]:
     )
     event(
         EventType.FAILOVER_COMPLETED,
-        failed_at + timedelta(seconds=3.4),
+        failed_at + timedelta(seconds=0.4),
         "dmm-hq-b is now the primary of cluster hq-signs-dmm (epoch 2); failover after missed heartbeats.",
         hq,
         new,
@@ -174,7 +167,7 @@ def seed() -> dict[str, int]:
     )
     event(EventType.INITIAL_SYNC_COMPLETED, now - timedelta(hours=4.9), "Initial sync of lobby-signs-dmm done.", lobby)
     blip = now - timedelta(hours=3)
-    failure = event(
+    event(
         EventType.CRITICAL_SERVICE_FAILED,
         blip,
         "Critical service media-streamer failed on dmm-lobby-b (3 checks in a row).",
@@ -182,7 +175,7 @@ def seed() -> dict[str, int]:
         lobby_b,
         service="media-streamer",
     )
-    recovery = event(
+    event(
         EventType.CRITICAL_SERVICE_RECOVERED,
         blip + timedelta(seconds=40),
         "Critical service media-streamer on dmm-lobby-b passes again.",
@@ -190,8 +183,6 @@ def seed() -> dict[str, int]:
         lobby_b,
         service="media-streamer",
     )
-    Event.objects.filter(pk=recovery.pk).update(recovers=failure)
-    Event.objects.filter(pk=failure.pk).update(acknowledged_at=blip + timedelta(minutes=5), acknowledged_by=admin)
 
     # campus-sns: a planned switchover this afternoon, healthy all day.
     sns_a = server("sns-campus-a", "SNS-SVR-C210EN-K9", "sns", role=Role.SECONDARY, **up)
@@ -215,6 +206,14 @@ def seed() -> dict[str, int]:
         sns_b,
     )
 
+    for when, kind, message, where, server_, details in sorted(events, key=lambda e: e[0]):
+        made = Event.objects.create(
+            type=kind, severity=SEVERITY_OF[kind], cluster=where, server=server_, message=message, details=details
+        )
+        Event.objects.filter(pk=made.pk).update(created_at=when)
+    failure = Event.objects.get(type=EventType.CRITICAL_SERVICE_FAILED)
+    Event.objects.filter(type=EventType.CRITICAL_SERVICE_RECOVERED).update(recovers=failure)
+    Event.objects.filter(pk=failure.pk).update(acknowledged_at=blip + timedelta(minutes=5), acknowledged_by=admin)
     NotificationRule.objects.create(
         name="noc-mail", channel="email", recipients=["noc@example.com"], event_types=[t.value for t in EventType]
     )
