@@ -1,5 +1,6 @@
 """The audit log in a real browser: an operator starts maintenance on the cluster page (after its
-confirmation step), follows the navigation to the audit log and finds the entry with their name and the change; filters narrow it.
+confirmation step), follows the navigation to the audit log and finds the entry with their name
+and the change; filters narrow it.
 Screenshot: test-artifacts/screenshots/audit-log.png."""
 
 from __future__ import annotations
