@@ -25,6 +25,7 @@ from .display import protection, shown_role
 from .models import Cluster, Deployment, ReplicationJob
 from .replication import with_last_job
 
+
 def _history_bars(clusters: list[Cluster], now: datetime) -> dict[int, history_bar.HistoryBar]:
     """Every cluster's bar from one query over the window's events."""
     by_cluster: dict[int, list[dict]] = {c.pk: [] for c in clusters}

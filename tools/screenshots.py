@@ -49,7 +49,7 @@ def environment(folder: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{folder / 'dms.sqlite3'}",
         "DMS_RUN_DIR": str(folder),
         "REDIS_URL": "redis://127.0.0.1:1/0",
-        "CELERY_BROKER_URL": "memory://",
+        "CELERY_BROKER_URL": "memory://localhost/",
         "TIME_ZONE": os.environ.get("TIME_ZONE", "UTC"),
     }
 
@@ -96,7 +96,7 @@ def seed() -> dict[str, int]:
 
     up = dict(state=ServerState.UP, last_heartbeat_at=now - timedelta(seconds=1))
     signs = Deployment.objects.create(name="hq-digital-signs", kind="digital_signs")
-    campus = Deployment.objects.create(name="campus-show-and-share", kind="show_and_share")
+    training = Deployment.objects.create(name="training-show-and-share", kind="show_and_share")
 
     # hq-signs-dmm: its primary dmm-hq-a stopped answering two hours ago; dmm-hq-b took over at
     # epoch 2 and serves alone since. The old primary's agent last said "primary" (the database
@@ -184,15 +184,15 @@ def seed() -> dict[str, int]:
         service="media-streamer",
     )
 
-    # campus-sns: a planned switchover this afternoon, healthy all day.
-    sns_a = server("sns-campus-a", "SNS-SVR-C210EN-K9", "sns", role=Role.SECONDARY, **up)
-    sns_b = server("sns-campus-b", "SNS-FA-C210EN-K9", "sns", role=Role.PRIMARY, **up)
+    # training-sns: a planned switchover this afternoon, healthy all day.
+    sns_a = server("sns-training-a", "SNS-SVR-C210EN-K9", "sns", role=Role.SECONDARY, **up)
+    sns_b = server("sns-training-b", "SNS-FA-C210EN-K9", "sns", role=Role.PRIMARY, **up)
     sns = cluster(
-        "campus-sns",
+        "training-sns",
         sns_b,
         sns_a,
         created_hours_ago=400,
-        deployment=campus,
+        deployment=training,
         state=ClusterState.HEALTHY,
         last_failover_at=now - timedelta(hours=6),
         last_replication_at=now - timedelta(seconds=35),
@@ -201,7 +201,7 @@ def seed() -> dict[str, int]:
     event(
         EventType.SWITCHOVER_COMPLETED,
         now - timedelta(hours=6),
-        "sns-campus-b is now the primary of cluster campus-sns (epoch 5); planned switchover.",
+        "sns-training-b is now the primary of cluster training-sns (epoch 5); planned switchover.",
         sns,
         sns_b,
     )
