@@ -170,8 +170,8 @@ def build(cluster, events: list[dict], end: datetime, names: dict[int, str] | No
             return "outage", f"the primary {names.get(primary, 'appliance')} had failed, no failover yet"
         if failed:
             which = ", ".join(sorted(names.get(server_id, "an appliance") for server_id in failed))
-            return "unprotected", f"{which} down, the other serving"
-        return ("syncing", "initial sync not completed") if syncing else ("up", "")
+            return "unprotected", f"{which} failed, the other serving"
+        return ("syncing", "not yet protected: no automatic failover") if syncing else ("up", "")
 
     stretches: list[Stretch] = []
     marks: list[Mark] = []

@@ -65,7 +65,7 @@ def test_an_outage_runs_from_the_first_missed_heartbeat_to_the_failover():
     local = timezone.localtime(outage.start)
     assert f"{local:%H:%M:%S}.{local.microsecond // 100_000} – " in outage.title
     assert "the primary dmm-a had failed" in outage.title
-    assert unprotected.open and unprotected.times.endswith("– now") and "dmm-a down" in unprotected.why
+    assert unprotected.open and unprotected.times.endswith("– now") and "dmm-a failed" in unprotected.why
     assert [m.kind for m in bar.marks] == ["failover"]
     assert "dmm-b primary at epoch 2" in bar.marks[0].title
     assert "outage 4.4 s" in bar.summary
