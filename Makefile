@@ -29,7 +29,7 @@ MINUTES ?= 3
 CLUSTERS ?= 4
 FAIL_ON ?=
 
-.PHONY: install lock audit run test model lint check-deploy bench clean nemesis
+.PHONY: install lock audit run test model lint check-deploy bench clean nemesis screenshots
 
 $(VENV)/.installed: requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ nemesis: install
 MODEL_SCHEDULES ?= 20000
 model: install
 	MODEL_SCHEDULES=$(MODEL_SCHEDULES) $(PY) -m tests.model.run
+
+# The pictures of the main pages in README.md (docs/screenshots/), from a seeded estate in a
+# throwaway SQLite database; needs Debian's chromium. Nothing else is touched.
+screenshots: install
+	$(PY) -m tools.screenshots
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -23,6 +23,7 @@ from dms_admin.spreadsheet import safe_row
 from .access import role_required
 from .acknowledge import acknowledge
 from .choices import Channel, EventType, Severity
+from .counts import total, unacknowledged_by_cluster
 from .delivery import send_test, snmp_engine_id
 from .filtersets import EventFilterSet
 from .forms import NotificationRuleForm
@@ -100,6 +101,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
         "selected_cluster": request.GET.get("cluster", ""),
         "selected_server": request.GET.get("server", ""),
         "can_acknowledge": _has(request, OPERATOR),
+        "open_alerts": total(unacknowledged_by_cluster()),
         **_filter_choices(),
     }
     return render(request, "alerts/event_list.html", context)

@@ -56,6 +56,7 @@ COLOURS = {
     "primary": "blue",
     "secondary": "grey",
     "candidate": "amber",
+    "former_primary": "grey",  # the old primary after a failover, fenced (cluster/display.py)
     "syncing": "blue",
     "degraded": "amber",
     "failing_over": "red",

@@ -4,136 +4,62 @@ queries whatever the number of clusters. The operator actions call cluster/actio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.contrib import messages
-from django.db.models import Count, Prefetch
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from alerts.access import role_required
-from alerts.choices import EventType
+from alerts.counts import OpenAlerts, total, unacknowledged_by_cluster
 from alerts.models import Event
+from audit.models import Action, AuditEntry
 from dms_admin.permissions import OPERATOR, VIEWER, has_role
 
-from . import actions
+from . import actions, history_bar
 from .api.serializers import ClusterSerializer
+from .display import protection, shown_role
 from .models import Cluster, Deployment, ReplicationJob
 from .replication import with_last_job
 
-WINDOW = timedelta(hours=24)
-DOWN = {EventType.SERVER_FAILED, EventType.CRITICAL_SERVICE_FAILED}
-UP = {EventType.SERVER_RECOVERED, EventType.CRITICAL_SERVICE_RECOVERED}
-FAILOVER = {EventType.FAILOVER_COMPLETED, EventType.SWITCHOVER_COMPLETED}
-TIMELINE_TYPES = DOWN | UP | FAILOVER
-TIMELINE_WIDTH = 1440  # SVG user units: one per minute of the window
-MIN_DOWN_WIDTH = 4  # a failure of a few seconds still shows (4 minutes' width)
-MARKER_WIDTH = 6
 
-
-@dataclass
-class Segment:
-    x: float
-    width: float
-    state: str  # "up" or "down"
-    title: str
-
-
-@dataclass
-class Marker:
-    x: float
-    title: str
-
-
-@dataclass
-class Timeline:
-    segments: list[Segment]
-    markers: list[Marker]
-
-
-def _x(moment: datetime, start: datetime) -> float:
-    return round(max(0.0, min(1.0, (moment - start) / WINDOW)) * TIMELINE_WIDTH, 1)
-
-
-def build_timeline(events: list[dict], start: datetime, end: datetime) -> Timeline:
-    """Up/down stretches and failover marks over the window, from the window's events (oldest first).
-    A cluster is drawn down while any of its servers is failed. The state before the window is
-    inferred: a recovery with no failure before it in the window means it started down."""
-    down_servers: set = set()
-    first_change = next((e for e in events if e["type"] in DOWN | UP), None)
-    if first_change and first_change["type"] in UP:
-        down_servers.add(first_change["server_id"])
-    segments: list[Segment] = []
-    markers: list[Marker] = []
-    since = start
-
-    def close(until: datetime) -> None:
-        state = "down" if down_servers else "up"
-        if until > since:
-            label = "a server failed" if down_servers else "up"
-            title = f"{label}: {timezone.localtime(since):%H:%M} – {timezone.localtime(until):%H:%M}"
-            if segments and segments[-1].state == state:
-                previous = segments[-1]
-                previous.width = round(_x(until, start) - previous.x, 1)
-                previous.title = previous.title.split(" – ")[0] + f" – {timezone.localtime(until):%H:%M}"
-            else:
-                segments.append(Segment(_x(since, start), round(_x(until, start) - _x(since, start), 1), state, title))
-            if state == "down" and segments[-1].width < MIN_DOWN_WIDTH:
-                segments[-1].width = MIN_DOWN_WIDTH
-                segments[-1].x = min(segments[-1].x, TIMELINE_WIDTH - MIN_DOWN_WIDTH)
-
-    for event in events:
-        kind = event["type"]
-        if kind in FAILOVER:
-            label = EventType(kind).label
-            x = min(_x(event["created_at"], start), TIMELINE_WIDTH - MARKER_WIDTH)
-            markers.append(Marker(x, f"{label} at {timezone.localtime(event['created_at']):%H:%M}"))
-            continue
-        close(event["created_at"])
-        since = event["created_at"]
-        if kind in DOWN:
-            down_servers.add(event["server_id"])
-        else:
-            down_servers.discard(event["server_id"])
-    close(end)
-    return Timeline(segments, markers)
-
-
-def _timelines(cluster_ids: list[int], now: datetime) -> dict[int, Timeline]:
-    start = now - WINDOW
-    by_cluster: dict[int, list[dict]] = {pk: [] for pk in cluster_ids}
+def _history_bars(clusters: list[Cluster], now: datetime) -> dict[int, history_bar.HistoryBar]:
+    """Every cluster's bar from one query over the window's events."""
+    by_cluster: dict[int, list[dict]] = {c.pk: [] for c in clusters}
     rows = (
-        Event.objects.filter(cluster_id__in=cluster_ids, created_at__gte=start, type__in=TIMELINE_TYPES)
-        .order_by("id")
-        .values("cluster_id", "server_id", "type", "created_at")
+        Event.objects.filter(
+            cluster_id__in=list(by_cluster),
+            created_at__gte=now - history_bar.WINDOW,
+            type__in=history_bar.EVENT_TYPES,
+        )
+        .order_by("created_at", "id")
+        .values("cluster_id", "server_id", "type", "created_at", "details")
     )
     for row in rows:
         by_cluster[row["cluster_id"]].append(row)
-    return {pk: build_timeline(events, start, now) for pk, events in by_cluster.items()}
+    return {
+        c.pk: history_bar.build(c, by_cluster[c.pk], now, {s.pk: s.name for s in (c.primary, c.secondary)})
+        for c in clusters
+    }
 
 
-def _unacknowledged_counts() -> dict[int, int]:
-    """Unacknowledged events per cluster, in one query (the event_unacknowledged partial index)."""
-    rows = (
-        Event.objects.filter(acknowledged_at__isnull=True, cluster__isnull=False)
-        .values("cluster_id")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return {row["cluster_id"]: row["n"] for row in rows}
-
-
-def _decorate(clusters: list[Cluster], now: datetime) -> None:
-    counts = _unacknowledged_counts()
-    timelines = _timelines([c.pk for c in clusters], now)
+def _decorate(clusters: list[Cluster], now: datetime) -> OpenAlerts:
+    """What the pages show of each cluster beyond its row; returns the open alerts of every
+    cluster and of none, summed."""
+    counts = unacknowledged_by_cluster()
+    bars = _history_bars(clusters, now)
     serializer = ClusterSerializer()
     for cluster in clusters:
-        cluster.unacknowledged = counts.get(cluster.pk, 0)
-        cluster.timeline = timelines[cluster.pk]
+        cluster.open_alerts = counts.get(cluster.pk, OpenAlerts())
+        cluster.history = bars[cluster.pk]
         cluster.replication = serializer.get_replication(cluster)
+        cluster.primary_role = shown_role(cluster, cluster.primary)
+        cluster.secondary_role = shown_role(cluster, cluster.secondary)
+        cluster.protection = protection(cluster, now)
+    return total(counts)
 
 
 # The last job's state and error ride along as annotations (one query), for the replication state.
@@ -147,7 +73,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     standalone = list(CLUSTERS.filter(deployment__isnull=True))
     clusters = [c for d in deployments for c in d.clusters.all()] + standalone
     now = timezone.now()
-    _decorate(clusters, now)
+    open_alerts = _decorate(clusters, now)
     groups = [(d, list(d.clusters.all())) for d in deployments]
     if standalone:
         groups.append((None, standalone))
@@ -155,10 +81,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "groups": groups,
         "cluster_count": len(clusters),
         "healthy_count": sum(c.state == "healthy" for c in clusters),
-        "unacknowledged_total": sum(c.unacknowledged for c in clusters),
-        "window_start": now - WINDOW,
+        "unprotected_count": sum(c.protection is not None for c in clusters),
+        "open_alerts": open_alerts,
         "now": now,
-        "timeline_width": TIMELINE_WIDTH,
     }
     return render(request, "cluster/dashboard.html", context)
 
@@ -171,15 +96,26 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
     events = Event.objects.filter(cluster=cluster).select_related("server", "acknowledged_by")[:25]
     context = {
         "cluster": cluster,
-        "servers": [("Primary", cluster.primary), ("Secondary", cluster.secondary)],
+        "servers": [
+            ("Primary", cluster.primary, cluster.primary_role),
+            ("Secondary", cluster.secondary, cluster.secondary_role),
+        ],
         "events": events,
         "now": now,
-        "window_start": now - WINDOW,
-        "timeline_width": TIMELINE_WIDTH,
+        "maintenance_since": _maintenance_since(cluster),
         "can_operate": has_role(request.user, OPERATOR),
         **_replication_context(cluster),
     }
     return render(request, "cluster/cluster_detail.html", context)
+
+
+def _maintenance_since(cluster: Cluster) -> AuditEntry | None:
+    """Who put the cluster into maintenance, and when (the audit log's last "maintenance on")."""
+    if not cluster.maintenance:
+        return None
+    return AuditEntry.objects.filter(
+        object_type=Cluster._meta.model_name, object_id=cluster.pk, action=Action.MAINTENANCE_ON
+    ).first()
 
 
 def _replication_context(cluster: Cluster) -> dict:
@@ -240,11 +176,14 @@ def cluster_confirm_deletions(request: HttpRequest, pk: int) -> HttpResponse:
     return _back(pk)
 
 
-@require_POST
 @role_required(OPERATOR)
 def cluster_maintenance(request: HttpRequest, pk: int) -> HttpResponse:
-    """The maintenance switch: `maintenance=on|off` (no automatic failover while on)."""
-    cluster = get_object_or_404(Cluster, pk=pk)
+    """The maintenance switch. GET: the confirmation step, saying what changes; POST
+    `maintenance=on|off` (no automatic failover and no notifications while on), recorded in the
+    audit log with the user."""
+    cluster = get_object_or_404(CLUSTERS, pk=pk)
+    if request.method != "POST":
+        return render(request, "cluster/maintenance_confirm.html", {"cluster": cluster})
     wanted = request.POST.get("maintenance")
     if wanted not in ("on", "off"):
         messages.error(request, "Choose maintenance on or off.")

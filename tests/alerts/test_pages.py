@@ -7,6 +7,7 @@ import io
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from alerts.models import Event, NotificationRule
 from tests.alerts.factories import SAFE_DEFAULTS, DeliveryFactory, EmailRuleFactory, SnmpRuleFactory, V3RuleFactory
@@ -60,6 +61,21 @@ def test_it_lists_events_newest_first_with_severity_in_colour_and_word(viewer_pa
     assert 'class="badge badge-red"' in page and "Critical</span>" in page
     assert 'class="badge badge-amber"' in page and "Warning</span>" in page
     assert f'href="/alerts/{new.pk}/"' in page and f'href="/alerts/{old.pk}/"' in page
+
+
+def test_it_counts_unacknowledged_alerts_by_severity_each_linked_to_its_list(viewer_pages, cluster):
+    EventFactory.create_batch(2, cluster=cluster, type="server_failed")
+    EventFactory(cluster=None, type="clock_skew_detected")
+    EventFactory.create_batch(4, cluster=cluster, type="server_recovered")
+    EventFactory(cluster=cluster, type="failover_completed", acknowledged_at=timezone.now())
+
+    page = viewer_pages.get("/alerts/").content.decode()
+
+    for severity, text in (("critical", "2 critical"), ("warning", "1 warning"), ("info", "4 info")):
+        link = f'href="/alerts/?acknowledged=false&amp;severity={severity}">{text}</a>'
+        assert f'class="count count-{severity}" data-severity="{severity}" {link}' in page
+    listed = viewer_pages.get("/alerts/?acknowledged=false&severity=critical").content.decode()
+    assert listed.count("<tr class=") == 2
 
 
 def test_it_filters_with_the_event_filterset(viewer_pages, cluster):

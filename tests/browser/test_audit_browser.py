@@ -1,5 +1,6 @@
-"""The audit log in a real browser: an operator starts maintenance on the cluster page, follows the
-navigation to the audit log and finds the entry with their name and the change; filters narrow it.
+"""The audit log in a real browser: an operator starts maintenance on the cluster page (after its
+confirmation step), follows the navigation to the audit log and finds the entry with their name
+and the change; filters narrow it.
 Screenshot: test-artifacts/screenshots/audit-log.png."""
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ def test_an_operator_finds_their_action_in_the_audit_log(page, live_server_url, 
     log_in(page, live_server_url, "oscar-operator")
 
     page.goto(f"{live_server_url}/clusters/{cluster.pk}/")
+    page.get_by_role("link", name="Start maintenance…").click()
+    expect(page.locator("h1")).to_have_text("Put hq-signs-dmm into maintenance?")
     page.get_by_role("button", name="Start maintenance").click()
     expect(page.get_by_text("maintenance on")).to_be_visible()
+    expect(page.locator("[data-maintenance]")).to_contain_text("by oscar-operator")
     page.get_by_role("link", name="Audit log").click()
 
     rows = page.locator("tbody tr")

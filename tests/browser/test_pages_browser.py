@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from alerts.events import record_event
 from alerts.models import Event, NotificationRule
+from cluster.models import Cluster
 from tests.alerts.factories import SAFE_DEFAULTS
 from tests.browser.conftest import log_in, screenshot
 from tests.factories import ClusterFactory, DeploymentFactory, EventFactory
@@ -53,8 +54,9 @@ def estate(users):
     )
     record_event("component_failed", "Disk 2 of dmm-001 reports SMART errors.", cluster=cluster, server=cluster.primary)
     record_event("replication_failed", "Replication to the secondary failed: connection reset.", cluster=cluster)
-    # Spread them over the day, for the timeline and the list.
+    # Spread them over the day, for the history bar and the list, in a cluster made the day before.
     now = timezone.now()
+    Cluster.objects.filter(pk=cluster.pk).update(created_at=now - timedelta(days=2))
     for event, hours_ago in zip(Event.objects.order_by("id"), (9, 8.98, 7.5, 3, 1), strict=True):
         Event.objects.filter(pk=event.pk).update(created_at=now - timedelta(hours=hours_ago))
     return cluster
@@ -68,8 +70,8 @@ def test_log_in_and_see_the_dashboard_and_a_cluster(page, live_server_url, estat
     expect(page.locator("h1")).to_have_text("Dashboard")
     expect(page.locator(".deployment h2").first).to_contain_text("campus-show-and-share")
     card = page.locator(f"[data-cluster-id='{estate.pk}']")
-    expect(card.locator(".count")).to_have_text("5")
-    expect(card.locator("svg.timeline rect.down")).to_have_count(1)
+    expect(card.locator(".count")).to_have_text(["2 critical", "2 warning", "1 info"])
+    expect(card.locator(".history .stretch-outage")).to_have_count(1)
     screenshot(page, "02-dashboard")
 
     card.locator("h3 a").click()

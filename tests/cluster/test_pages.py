@@ -1,8 +1,11 @@
 """The dashboard and the cluster detail page: every deployment, cluster and server; unacknowledged
-counts and timelines in a fixed number of queries; closed to anonymous users and outsiders. The
+counts by severity and history bars in a fixed number of queries; closed to anonymous users and
+outsiders. Pages that cannot mislead: one primary per cluster (the old one "former primary, fenced
+at epoch N"), bars that start when the cluster did, "running unprotected" while degraded. The
 cluster page's replication jobs and operator actions: buttons for operators only, refusals for
-viewers, the same outcome as the API actions (cluster/actions.py)."""
+viewers, the same outcome as the API actions (cluster/actions.py); maintenance confirmed first."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -10,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from alerts.models import Event
-from cluster.models import Cluster, ReplicationJob
-from cluster.views import build_timeline
+from audit.models import AuditEntry
+from cluster.models import Cluster, ReplicationJob, Server
 from tests.factories import ClusterFactory, DeploymentFactory, EventFactory
 
 
@@ -47,20 +50,37 @@ def test_the_dashboard_shows_deployments_clusters_and_both_servers(viewer_pages)
         assert server.name in page
     assert "Replication lag <b>—</b>" in page
     assert f'href="/clusters/{cluster.pk}/"' in page
-    assert '<svg class="timeline"' in page
+    assert '<div class="history" role="img"' in page
     assert 'hx-select="#live-dashboard"' in page  # the cards refresh themselves (htmx)
 
 
-def test_it_counts_unacknowledged_alerts_per_cluster(viewer_pages):
+def test_it_counts_unacknowledged_alerts_per_cluster_by_severity(viewer_pages):
     cluster, quiet = ClusterFactory(), ClusterFactory()
-    EventFactory.create_batch(3, cluster=cluster)
-    EventFactory(cluster=cluster, acknowledged_at=timezone.now())
+    EventFactory(cluster=cluster, type="server_failed")
+    EventFactory.create_batch(2, cluster=cluster, type="component_failed")
+    EventFactory.create_batch(3, cluster=cluster, type="server_recovered")
+    EventFactory(cluster=cluster, type="server_failed", acknowledged_at=timezone.now())
+    EventFactory(cluster=None, type="clock_skew_detected")  # the control plane's own clock
 
     response = viewer_pages.get("/")
+    page = response.content.decode()
 
-    counts = {c.pk: c.unacknowledged for _, clusters in response.context["groups"] for c in clusters}
-    assert counts == {cluster.pk: 3, quiet.pk: 0}
-    assert response.context["unacknowledged_total"] == 3
+    counts = {c.pk: c.open_alerts for _, clusters in response.context["groups"] for c in clusters}
+    assert (counts[cluster.pk].critical, counts[cluster.pk].warning, counts[cluster.pk].info) == (1, 2, 3)
+    assert counts[quiet.pk].total == 0
+    card = _card(page, cluster)
+    for severity, text in (("critical", "1 critical"), ("warning", "2 warning"), ("info", "3 info")):
+        link = f"/alerts/?cluster={cluster.pk}&amp;acknowledged=false&amp;severity={severity}"
+        assert f'href="{link}"' in card and f">{text}</a>" in card
+    assert 'title="No unacknowledged alerts">0<' in _card(page, quiet)
+    totals = response.context["open_alerts"]
+    assert (totals.critical, totals.warning, totals.info) == (1, 3, 3)  # as many as the linked list shows
+    assert '<span class="value">1</span> critical' in page and '<span class="value">3</span> warning' in page
+
+
+def _card(page: str, cluster) -> str:
+    start = page.index(f'data-cluster-id="{cluster.pk}"')
+    return page[start : page.index("</article>", start)]
 
 
 def test_the_dashboard_costs_the_same_queries_for_many_clusters(viewer_pages, django_assert_max_num_queries):
@@ -99,54 +119,108 @@ def test_the_cluster_page_links_the_application_of_a_server_with_web_url(viewer_
     assert "no web URL set" in page  # the secondary has none
 
 
-def _event(kind, minutes_ago, server_id=1):
-    return {"type": kind, "created_at": timezone.now() - timedelta(minutes=minutes_ago), "server_id": server_id}
+def _failed_over(**fields):
+    """A cluster after a failover: the old primary's agent last said "primary", then went silent."""
+    cluster = ClusterFactory(name="hq-signs", active=True, **fields)
+    old, new = cluster.primary, cluster.secondary
+    Server.objects.filter(pk=old.pk).update(role="primary", state="down")
+    Server.objects.filter(pk=new.pk).update(role="primary", state="up")
+    Cluster.objects.filter(pk=cluster.pk).update(
+        primary=new, secondary=old, epoch=2, grant_fence_epoch=2, state="degraded", needs_resync=True
+    )
+    return Cluster.objects.get(pk=cluster.pk)
 
 
-def test_the_timeline_draws_down_stretches_and_failovers():
-    now = timezone.now()
-    events = [
-        _event("server_failed", 600),
-        _event("failover_completed", 599),
-        _event("server_recovered", 540),
-    ]
-
-    timeline = build_timeline(events, now - timedelta(hours=24), now)
-
-    assert [s.state for s in timeline.segments] == ["up", "down", "up"]
-    down = timeline.segments[1]
-    assert down.x == pytest.approx(1440 - 600, abs=1) and down.width == pytest.approx(60, abs=1)
-    assert len(timeline.markers) == 1 and "Failover completed" in timeline.markers[0].title
-    assert sum(s.width for s in timeline.segments) == pytest.approx(1440, abs=1)
+PRIMARY_BADGE = '<span class="dot" aria-hidden="true"></span>Primary</span>'
 
 
-def test_a_recovery_first_means_the_window_began_down():
-    now = timezone.now()
+def test_after_a_failover_the_old_primary_is_the_former_primary_fenced_at_the_epoch(viewer_pages):
+    cluster = _failed_over()
 
-    timeline = build_timeline([_event("server_recovered", 60)], now - timedelta(hours=24), now)
+    dashboard = _card(viewer_pages.get("/").content.decode(), cluster)
+    page = viewer_pages.get(f"/clusters/{cluster.pk}/").content.decode()
 
-    assert [s.state for s in timeline.segments] == ["down", "up"]
-
-
-def test_a_quiet_day_is_all_up():
-    now = timezone.now()
-
-    timeline = build_timeline([], now - timedelta(hours=24), now)
-
-    assert [(s.state, s.x, s.width) for s in timeline.segments] == [("up", 0, 1440)]
+    assert dashboard.count(PRIMARY_BADGE) == 1 and page.count(PRIMARY_BADGE) == 1
+    assert "Former primary</span>" in dashboard and "Fenced at epoch 2" in dashboard
+    assert f"Secondary: {cluster.secondary.name}" in page and "Former primary</span>" in page
+    assert '<dd data-role="former_primary">Former primary, fenced at epoch 2: no lease is granted below epoch 2' in page
 
 
-def test_events_of_the_last_day_feed_the_dashboard_timeline(viewer_pages):
+def test_a_degraded_cluster_says_it_runs_unprotected_and_why(viewer_pages):
+    cluster = _failed_over()
+    healthy = ClusterFactory()
+    Cluster.objects.filter(pk=healthy.pk).update(state="healthy")
+
+    response = viewer_pages.get("/")
+    dashboard = response.content.decode()
+    page = viewer_pages.get(f"/clusters/{cluster.pk}/").content.decode()
+
+    expected = (
+        f"<strong>Running unprotected: only {cluster.primary.name} serves</strong>: {cluster.secondary.name} is down; "
+        f"{cluster.secondary.name} must be resynced from {cluster.primary.name}."
+    )
+    assert expected in _card(dashboard, cluster) and expected in page
+    assert "data-protection" not in _card(dashboard, healthy)
+    assert response.context["unprotected_count"] == 1
+
+
+def test_a_degraded_cluster_with_its_primary_down_is_not_called_unprotected(viewer_pages):
+    cluster = ClusterFactory(maintenance=True)
+    Server.objects.filter(pk=cluster.primary_id).update(state="down")
+    Cluster.objects.filter(pk=cluster.pk).update(state="degraded")
+
+    page = viewer_pages.get(f"/clusters/{cluster.pk}/").content.decode()
+
+    assert f"Primary down: {cluster.primary.name} does not answer heartbeats" in page
+    assert "the cluster is in maintenance: no automatic failover" in page
+    assert "<strong>Running unprotected" not in page
+
+
+def _lefts(html: str, state: str) -> list[float]:
+    return [float(x) for x in re.findall(rf'data-state="{state}" style="left:min\(([0-9.]+)%', html)]
+
+
+def test_the_history_bar_starts_when_the_cluster_was_created(viewer_pages):
     cluster = ClusterFactory()
-    EventFactory(cluster=cluster, server=cluster.primary)
+    Cluster.objects.filter(pk=cluster.pk).update(active=True, created_at=timezone.now() - timedelta(hours=6))
+
+    card = _card(viewer_pages.get("/").content.decode(), cluster)
+
+    assert _lefts(card, "up") == [pytest.approx(75, abs=0.1)]
+    assert 'data-mark="created"' in card and "Cluster created at" in card
+
+
+def test_a_short_outage_is_drawn_and_told_with_its_times_and_length(viewer_pages):
+    cluster = _failed_over()
+    Cluster.objects.filter(pk=cluster.pk).update(created_at=timezone.now() - timedelta(days=3))
+    declared = timezone.now() - timedelta(hours=2)
+    for kind, at, server, details in (
+        ("server_failed", declared, cluster.secondary, {"first_missed_slot_at": declared.timestamp() - 4}),
+        ("failover_completed", declared + timedelta(seconds=0.4), cluster.primary, {"epoch": 2}),
+    ):
+        event = EventFactory(cluster=cluster, server=server, type=kind, details=details)
+        Event.objects.filter(pk=event.pk).update(created_at=at)
+
+    page = viewer_pages.get(f"/clusters/{cluster.pk}/").content.decode()
+
+    assert len(_lefts(page, "outage")) == 1 and len(_lefts(page, "unprotected")) == 1
+    assert re.search(r'title="Outage 4\.4 s: \d\d:\d\d:\d\d\.\d – \d\d:\d\d:\d\d\.\d \(the primary', page)
+    assert '<li data-state="outage"><i class="key-outage"></i><b>Outage 4.4 s</b>' in page
+    assert "<b>Running unprotected 2 h 0 min</b>" in page and "– now" in page
+
+
+def test_events_of_the_last_day_feed_the_dashboard_bar(viewer_pages):
+    cluster = ClusterFactory(active=True)
+    Cluster.objects.filter(pk=cluster.pk).update(created_at=timezone.now() - timedelta(days=2))
+    EventFactory(cluster=cluster, server=cluster.secondary)
     Event.objects.create(
-        type="server_recovered", severity="info", cluster=cluster, server=cluster.primary, message="ok"
+        type="server_recovered", severity="info", cluster=cluster, server=cluster.secondary, message="ok"
     )
 
     response = viewer_pages.get("/")
 
     decorated = next(c for _, clusters in response.context["groups"] for c in clusters)
-    assert [s.state for s in decorated.timeline.segments][-2:] == ["down", "up"]
+    assert [s.state for s in decorated.history.stretches][-2:] == ["unprotected", "up"]
 
 
 # -- replication and operator actions (DESIGN §5, §6: the page does what the API actions do) ------
@@ -173,7 +247,7 @@ def _job(cluster, **fields):
     return ReplicationJob.objects.create(cluster=cluster, **{**values, **fields})
 
 
-ACTIONS = ["replicate", "switchover", "confirm-deletions"]
+ACTIONS = ["replicate", "switchover", "confirm-deletions", "maintenance"]
 
 
 def test_a_viewer_sees_no_buttons_and_is_refused_every_action(viewer_pages, queued):
@@ -188,6 +262,8 @@ def test_a_viewer_sees_no_buttons_and_is_refused_every_action(viewer_pages, queu
     for action in ACTIONS:
         assert viewer_pages.post(f"/clusters/{cluster.pk}/{action}/").status_code == 403
     assert viewer_pages.get(f"/clusters/{cluster.pk}/switchover/").status_code == 403
+    assert viewer_pages.get(f"/clusters/{cluster.pk}/maintenance/").status_code == 403
+    assert "maintenance…" not in page
     assert queued == []
     assert Cluster.objects.get(pk=cluster.pk).deletions_confirmed is False
 
@@ -209,6 +285,31 @@ def test_an_operator_sees_the_buttons(operator_pages):
     assert f'href="/clusters/{cluster.pk}/switchover/"' in page
     assert "Confirm deletions" not in page  # nothing is paused
     assert "csrfmiddlewaretoken" in page
+
+
+def test_the_maintenance_switch_asks_first_and_names_who_turned_it_on(operator_pages):
+    cluster = ClusterFactory(name="signs-1")
+    page = operator_pages.get(f"/clusters/{cluster.pk}/").content.decode()
+    assert f'href="/clusters/{cluster.pk}/maintenance/"' in page and "Start maintenance…" in page
+    assert f'action="/clusters/{cluster.pk}/maintenance/"' not in page  # no one-click switch
+
+    confirm = operator_pages.get(f"/clusters/{cluster.pk}/maintenance/").content.decode()
+    assert "Put signs-1 into maintenance?" in confirm
+    assert "No automatic failover." in confirm and "No notifications" in confirm and "audit log" in confirm
+    assert 'name="maintenance" value="on"' in confirm
+    assert Cluster.objects.get(pk=cluster.pk).maintenance is False  # looking changes nothing
+
+    url = f"/clusters/{cluster.pk}/maintenance/"
+    page = operator_pages.post(url, {"maintenance": "on"}, follow=True).content.decode()
+
+    entry = AuditEntry.objects.get(action="maintenance_on", object_id=cluster.pk)
+    assert (entry.username, entry.source) == ("oscar-operator", "page")
+    assert Cluster.objects.get(pk=cluster.pk).maintenance is True
+    since = f"{timezone.localtime(entry.created_at):%Y-%m-%d %H:%M:%S}"
+    assert f"In maintenance since {since}, by oscar-operator</strong>: no automatic failover" in page
+    assert "End maintenance…" in page
+    confirm = operator_pages.get(url).content.decode()
+    assert "End maintenance of signs-1?" in confirm and 'name="maintenance" value="off"' in confirm
 
 
 def test_an_operator_queues_a_replication_job(operator_pages, queued):
