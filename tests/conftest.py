@@ -72,7 +72,8 @@ def flush_retried_on_deadlock():
     """The table flush after each transactional test runs while the session's Celery workers keep
     querying: its TRUNCATE can deadlock with a worker's transaction, and PostgreSQL may pick the
     flush as the victim. The worker's transaction then finishes, so the flush is tried again.
-    After the flush, beat's schedule is put back (`restore_beat_schedule`)."""
+    After the flush, what the migrations seeded is put back: beat's schedule
+    (`restore_beat_schedule`) and the part catalog (`restore_part_catalog`)."""
     from django.db import OperationalError
     from django.db.backends.base.operations import BaseDatabaseOperations
 
@@ -87,6 +88,7 @@ def flush_retried_on_deadlock():
                 if "deadlock detected" not in str(error) or attempt == attempts - 1:
                     raise
         restore_beat_schedule()
+        restore_part_catalog()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
@@ -135,10 +137,9 @@ def pytest_sessionfinish(session, exitstatus):
         PRIVATE_REDIS.stop()
 
 
-@pytest.fixture
-def part_catalog(transactional_db):
-    """The part catalog of the data migration, put back: a transactional test's table flush empties
-    it, and every validated save of a server or cluster checks its part numbers against it."""
+def restore_part_catalog() -> None:
+    """The part catalog of the data migration: every validated save of a server or cluster checks
+    its part numbers against it, whichever test file ran before on this worker."""
     import importlib
 
     from django.apps import apps

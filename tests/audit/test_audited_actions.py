@@ -144,7 +144,7 @@ def test_api_changes_say_before_and_after_and_never_a_secret(admin_api):
     assert "new-agent-secret" not in everything and "agent-secret-token" not in everything
 
 
-def test_a_related_object_is_named_before_and_after(admin_api, part_catalog):
+def test_a_related_object_is_named_before_and_after(admin_api):
     cluster = ClusterFactory()
     deployment = DeploymentFactory(name="hq")
 

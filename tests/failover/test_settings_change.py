@@ -26,7 +26,7 @@ def _held_lease(agent) -> float | None:
 
 
 @pytest.fixture
-def admin_client(transactional_db, part_catalog):
+def admin_client(transactional_db):
     client = APIClient()
     client.force_authenticate(UserFactory(role="admin", is_staff=True))
     return client

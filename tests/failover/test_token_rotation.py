@@ -20,7 +20,7 @@ NEW_TOKEN = "rotated-token-0123456789abcdef0123456789abcdef"
 
 
 @pytest.fixture
-def admin_client(transactional_db, part_catalog):
+def admin_client(transactional_db):
     client = APIClient()
     client.force_authenticate(UserFactory(role="admin", is_staff=True))
     return client

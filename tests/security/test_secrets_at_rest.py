@@ -38,7 +38,7 @@ def raw(table: str, column: str) -> list[str]:
         return [value for (value,) in cursor.fetchall()]
 
 
-def test_a_postgresql_dump_holds_no_secret_and_the_product_still_reads_them(part_catalog):
+def test_a_postgresql_dump_holds_no_secret_and_the_product_still_reads_them(transactional_db):
     entered = enter_secrets()
 
     dump = pg_dump()
