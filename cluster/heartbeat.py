@@ -364,7 +364,13 @@ class SlotEvaluator:
             return
         blamed, primary_offset, secondary_offset, limit = self.control_plane
         streak = self._bump(link_key(self.view.id), "cpskew_bad" if blamed else "cpskew_good")
-        server = self.view.primary
+        # Opened among the primary's incidents; a failover since may have made that the secondary.
+        holder = next(
+            (s for s in (self.view.primary, self.view.secondary)
+             if self._incidents(s.id).is_open(EventType.CLOCK_SKEW_DETECTED, CONTROL_PLANE)),
+            None,
+        )  # fmt: skip
+        server = holder or self.view.primary
         incidents = self._incidents(server.id)
         evidence = {
             "blamed": "control plane",
@@ -373,13 +379,13 @@ class SlotEvaluator:
             "limit_s": limit,
             "readings": streak,
         }
-        if blamed and streak >= SKEW_READINGS:
+        if blamed and streak >= SKEW_READINGS and holder is None:
             message = (
                 f"The control plane's clock is {-primary_offset:+.3f} s off from both appliances of cluster "
                 f"{self.view.name}, which agree with each other: no failover; check NTP on the control-plane hosts."
             )
             self._open(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, evidence, CONTROL_PLANE)
-        elif not blamed and streak >= SKEW_READINGS and incidents.is_open(EventType.CLOCK_SKEW_DETECTED, CONTROL_PLANE):
+        elif not blamed and streak >= SKEW_READINGS and holder is not None:
             message = f"The control plane's clock agrees with the appliances of cluster {self.view.name} again."
             self._close(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, evidence, CONTROL_PLANE)
 

@@ -84,3 +84,27 @@ def test_a_failover_worker_clock_ahead_never_ends_a_lease_wait_early(make_cluste
         under_test.assert_never_two_primaries()
     finally:
         restart_control_plane(control_plane, ["failover"])
+
+
+@pytest.mark.skipif(not LIBFAKETIME, reason="libfaketime is not installed (Debian package faketime)")
+def test_the_control_plane_clock_event_is_resolved_after_a_failover_moved_the_primary(make_cluster, control_plane):
+    """Found by the fault campaign (seed 531249867): the event is kept among the primary's incidents,
+    and after a failover only the new primary's were looked at: it was never resolved."""
+    under_test = make_cluster("cp-clock-moved")
+    control_plane["heartbeat"].kill()
+    control_plane["heartbeat"] = celery_worker(
+        ARTIFACTS, "heartbeat", "heartbeat", concurrency=2,
+        LD_PRELOAD=LIBFAKETIME[0], FAKETIME="+0.2", FAKETIME_DONT_FAKE_MONOTONIC="1",
+    )  # fmt: skip
+    try:
+        detected = under_test.wait_event("clock_skew_detected", 30)
+        under_test.primary_agent.terminate()
+        under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 30, "the failover")
+    finally:
+        restart_control_plane(control_plane, ["heartbeat"])
+    under_test.primary_agent.start()  # back, as the secondary: both clocks read again
+    under_test.primary_agent.wait_ready()
+
+    resolved = under_test.wait_event("clock_skew_resolved", 40)
+    assert resolved.recovers_id == detected.pk
+    under_test.assert_never_two_primaries()
