@@ -72,8 +72,8 @@ def flush_retried_on_deadlock():
     """The table flush after each transactional test runs while the session's Celery workers keep
     querying: its TRUNCATE can deadlock with a worker's transaction, and PostgreSQL may pick the
     flush as the victim. The worker's transaction then finishes, so the flush is tried again.
-    After the flush, what the migrations seeded is put back: beat's schedule
-    (`restore_beat_schedule`) and the part catalog (`restore_part_catalog`)."""
+    After the flush, what the migrations and beat seeded is put back (`restore_seeded_data`,
+    `restore_beat_schedule`)."""
     from django.db import OperationalError
     from django.db.backends.base.operations import BaseDatabaseOperations
 
@@ -87,8 +87,8 @@ def flush_retried_on_deadlock():
             except OperationalError as error:
                 if "deadlock detected" not in str(error) or attempt == attempts - 1:
                     raise
+        restore_seeded_data()
         restore_beat_schedule()
-        restore_part_catalog()
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(BaseDatabaseOperations, "execute_sql_flush", execute_sql_flush)
@@ -114,6 +114,37 @@ def restore_beat_schedule() -> None:
         ModelEntry.from_entry(name, app=app, **entry)
 
 
+# What the data migrations seed (roles with their permissions, the part catalog), as it stood once the
+# test database was made: a transactional test's table flush empties it, and with several test
+# workers any file may run after such a test.
+SEED_MODELS = ["contenttypes.ContentType", "auth.Permission", "auth.Group", "licensing.PartNumber"]
+SEEDED: str | None = None
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    global SEEDED
+    from django.apps import apps
+    from django.core import serializers
+
+    with django_db_blocker.unblock():
+        rows = [row for name in SEED_MODELS for row in apps.get_model(name).objects.order_by("pk")]
+        SEEDED = serializers.serialize("json", rows)
+
+
+def restore_seeded_data() -> None:
+    """Put back SEEDED, before the flush's post_migrate handlers would make content types and
+    permissions anew under other ids."""
+    from django.core import serializers
+    from django.db import transaction
+
+    if SEEDED is None:
+        return
+    with transaction.atomic():
+        for row in serializers.deserialize("json", SEEDED):
+            row.save()
+
+
 PRIVATE_REDIS = None
 
 
@@ -135,13 +166,3 @@ def pytest_sessionstart(session):
 def pytest_sessionfinish(session, exitstatus):
     if PRIVATE_REDIS is not None:
         PRIVATE_REDIS.stop()
-
-
-def restore_part_catalog() -> None:
-    """The part catalog of the data migration: every validated save of a server or cluster checks
-    its part numbers against it, whichever test file ran before on this worker."""
-    import importlib
-
-    from django.apps import apps
-
-    importlib.import_module("licensing.migrations.0002_part_catalog").load(apps, None)
