@@ -12,7 +12,13 @@ from tests.factories import UserFactory
 
 # The real control plane (Celery workers and beat) and clusters of real agents, for the failover,
 # replication and fault tests: one control plane per session, whichever folders run.
-from tests.support.controlplane import agents, control_plane, control_plane_paused, make_cluster  # noqa: F401
+from tests.support.controlplane import (  # noqa: F401
+    agents,
+    control_plane,
+    control_plane_default_stopped,
+    control_plane_paused,
+    make_cluster,
+)
 
 
 @pytest.fixture

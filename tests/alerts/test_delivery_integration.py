@@ -27,6 +27,9 @@ from tests.support.snmptrapd import Snmptrapd, V3User, available
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not available(), reason="snmptrapd is not installed"),
+    # This module's worker takes the `default` queue alone: a session control plane that an
+    # earlier file on this test worker started would take its deliveries, with other settings.
+    pytest.mark.usefixtures("control_plane_default_stopped"),
 ]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "notifications"

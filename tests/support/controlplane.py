@@ -115,6 +115,23 @@ def control_plane_paused(request):
         process.signal(signal.SIGCONT)
 
 
+@pytest.fixture(scope="module")
+def control_plane_default_stopped(request):
+    """Stop the `default` worker of the session's control plane, if a test before this module started
+    it, for a module that runs its own worker on that queue; start it again after. (SIGSTOP is not
+    enough: a stopped worker's pending BRPOP still takes the next message.)"""
+    processes = None
+    for fixturedef in request._fixturemanager.getfixturedefs("control_plane", request.node) or []:
+        cached = fixturedef.cached_result
+        if cached is not None and cached[2] is None:
+            processes = cached[0]
+    if processes is not None:
+        processes["default"].kill()
+    yield
+    if processes is not None:
+        processes["default"] = STARTERS["default"]()
+
+
 def restart_control_plane(processes: dict, names=None) -> None:
     """Kill and start again (what systemd's Restart= does for a crashed or wedged worker)."""
     for name in names or list(processes):
