@@ -32,6 +32,16 @@ def allocate_seq(cluster_id: int) -> int:
         return int(cursor.fetchone()[0])
 
 
+TIMING_FIELDS = ("heartbeat_interval", "lease_s", "max_grant_delay", "max_clock_skew")
+
+
+def current_timing(cluster_id: int) -> Cluster:
+    """The timing a command carries, read after its seq was allocated: a later seq then never
+    carries older settings than an earlier one (the caller's row may predate a settings change, and
+    an agent keeps the settings of the newest seq it accepted)."""
+    return Cluster.objects.only(*TIMING_FIELDS).get(pk=cluster_id)
+
+
 def adopt(cluster_id: int, epoch: object, seq: object) -> None:
     """An agent holds a newer epoch or seq than the database (a restored database, a reused
     appliance, an interrupted failover that demoted the old primary at the pending epoch): the
@@ -53,16 +63,16 @@ class RoleCommand:
     # carry the first attempt's `sent_at`, which may be older than max_grant_delay by then.
     fresh_grant: Callable[[], dict] | None = None
 
-    def body(self, cluster: Cluster, seq: int) -> dict:
+    def body(self, cluster: Cluster, seq: int, timing: Cluster) -> dict:
         body = {
             "role": self.role,
             "epoch": self.epoch,
             "seq": seq,
             "cluster": cluster.name,  # for the agent's role-change hook (agent/README.md)
-            "interval_s": cluster.heartbeat_interval,
-            "lease_s": cluster.effective_lease_s,
-            "max_grant_delay": cluster.max_grant_delay,
-            "max_clock_skew": cluster.max_clock_skew,
+            "interval_s": timing.heartbeat_interval,
+            "lease_s": timing.effective_lease_s,
+            "max_grant_delay": timing.max_grant_delay,
+            "max_clock_skew": timing.max_clock_skew,
         }
         if self.peer is not None:
             body["peer_url"] = self.peer.heartbeat_url
@@ -94,21 +104,21 @@ def send_role(
     outlives the whole call however many attempts it takes). Returns the last answer; `answer.ok`
     is True when the agent holds the commanded role.
     """
-    seq = allocate_seq(cluster.pk)
+    seq, timing = allocate_seq(cluster.pk), current_timing(cluster.pk)
     answer = AgentAnswer(0, error="not sent")
     for attempt in range(attempts):
         if before_attempt is not None:
             before_attempt()
         if command.fresh_grant is not None:
             command.grant = command.fresh_grant()
-        answer = _post_role(server, command.body(cluster, seq), timeout)
+        answer = _post_role(server, command.body(cluster, seq, timing), timeout)
         if answer.ok:
             return answer
         if answer.status == 409:
             if command.held_by(answer):
                 return AgentAnswer(200, answer.body, "", False, answer.sent_wall, answer.received_wall)
             adopt(cluster.pk, answer.body.get("epoch"), answer.body.get("seq"))
-            seq = allocate_seq(cluster.pk)  # a new command now: a fresh seq
+            seq, timing = allocate_seq(cluster.pk), current_timing(cluster.pk)  # a new command now: a fresh seq
             continue
         if answer.answered:
             return answer  # 400/401: retrying the same thing cannot help
