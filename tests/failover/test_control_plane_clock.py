@@ -20,14 +20,19 @@ LIBFAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
 OBSERVE_S = 20.0  # ten slots: before the fix a failover came every slot or two
 
 
-@pytest.mark.skipif(not LIBFAKETIME, reason="libfaketime is not installed (Debian package faketime)")
-def test_a_control_plane_clock_ahead_fails_nothing_over(make_cluster, control_plane):
-    clusters = [make_cluster(f"cp-clock-{i}") for i in range(2)]
+def _heartbeat_worker_ahead(control_plane, offset: str = "+0.2") -> None:
+    """The session's heartbeat worker started again with its wall clock `offset` seconds off."""
     control_plane["heartbeat"].kill()
     control_plane["heartbeat"] = celery_worker(
         ARTIFACTS, "heartbeat", "heartbeat", concurrency=2,
-        LD_PRELOAD=LIBFAKETIME[0], FAKETIME="+0.2", FAKETIME_DONT_FAKE_MONOTONIC="1",
+        LD_PRELOAD=LIBFAKETIME[0], FAKETIME=offset, FAKETIME_DONT_FAKE_MONOTONIC="1",
     )  # fmt: skip
+
+
+@pytest.mark.skipif(not LIBFAKETIME, reason="libfaketime is not installed (Debian package faketime)")
+def test_a_control_plane_clock_ahead_fails_nothing_over(make_cluster, control_plane):
+    clusters = [make_cluster(f"cp-clock-{i}") for i in range(2)]
+    _heartbeat_worker_ahead(control_plane)
     try:
         for under_test in clusters:
             event = under_test.wait_event("clock_skew_detected", 30)
@@ -91,11 +96,7 @@ def test_the_control_plane_clock_event_is_resolved_after_a_failover_moved_the_pr
     """Found by the fault campaign (seed 531249867): the event is kept among the primary's incidents,
     and after a failover only the new primary's were looked at: it was never resolved."""
     under_test = make_cluster("cp-clock-moved")
-    control_plane["heartbeat"].kill()
-    control_plane["heartbeat"] = celery_worker(
-        ARTIFACTS, "heartbeat", "heartbeat", concurrency=2,
-        LD_PRELOAD=LIBFAKETIME[0], FAKETIME="+0.2", FAKETIME_DONT_FAKE_MONOTONIC="1",
-    )  # fmt: skip
+    _heartbeat_worker_ahead(control_plane)
     try:
         detected = under_test.wait_event("clock_skew_detected", 30)
         under_test.primary_agent.terminate()
