@@ -50,6 +50,17 @@ class FailoverStep(models.TextChoices):
     COMMIT = "commit", "Commit"
 
 
+class FailoverCause(models.TextChoices):
+    """Why a failover was requested (failover_rules.AUTOMATIC, and an operator's switchover)."""
+
+    MISSED_HEARTBEATS = "missed_heartbeats", "Missed heartbeats"
+    CRITICAL_SERVICE = "critical_service", "Critical service failed"
+    CLOCK_SKEW = "clock_skew", "Primary's clock skewed"
+    AGENTS_DISAGREE = "agents_disagree", "Primary does not hold its role"
+    NOT_SERVING = "not_serving", "Primary serves nobody"
+    SWITCHOVER = "switchover", "Switchover"
+
+
 class StepKind(models.TextChoices):
     """The steps of an incident's story (cluster/story.py), in the order they usually come. The
     failover, reconcile and heartbeat workers record the ones marked *; the others are read from the
@@ -85,6 +96,10 @@ class IncidentOutcome(models.TextChoices):
     ABANDONED = "abandoned", "Abandoned"
     FAILED = "failed", "Failed"
     SUPERSEDED = "superseded", "Superseded by a later incident"
+
+
+# An incident's state as the API and the pages name it: its outcome, or in progress while open.
+INCIDENT_STATES = [("in_progress", "In progress"), *((v, label) for v, label in IncidentOutcome.choices if v)]
 
 
 COLOURS = {

@@ -19,6 +19,7 @@ from .choices import (
     Application,
     ClusterState,
     DeploymentKind,
+    FailoverCause,
     FailoverStep,
     IncidentOutcome,
     Platform,
@@ -342,7 +343,7 @@ class Incident(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="incidents")
-    cause = models.CharField(max_length=30)
+    cause = models.CharField(max_length=30, choices=FailoverCause.choices)
     opened_at = models.DateTimeField(help_text="The first sign: the first missed heartbeat, or the request.")
     closed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=20, choices=IncidentOutcome.choices, blank=True, default="")

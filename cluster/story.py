@@ -28,6 +28,14 @@ from .models import Incident, IncidentStep, ReplicationJob
 SWITCHOVER = "switchover"
 MISSED_HEARTBEATS = "missed_heartbeats"
 HEARTBEAT_WORKER = "heartbeat worker"
+MILESTONES = {
+    StepKind.LAST_ANSWER,
+    StepKind.FAILURE,
+    StepKind.PROMOTED,
+    StepKind.ABANDONED,
+    StepKind.FAILED,
+    StepKind.HEALTHY,
+}
 CAUSES = {
     MISSED_HEARTBEATS: "missed heartbeats",
     "critical_service": "a failed critical service",
@@ -61,6 +69,16 @@ class Step:
     @property
     def time(self) -> str:
         return clock(self.at)
+
+    @property
+    def since(self) -> str:
+        return f"+{self.offset_s:.3f} s"
+
+    @property
+    def milestone(self) -> bool:
+        """A turn of the story: the old primary's last answer, the failure, the new primary serving,
+        the end."""
+        return self.kind in MILESTONES
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,10 @@ class Story:
     @property
     def started(self) -> str:
         return stamp(self.steps[0].at) if self.steps else stamp(self.incident.opened_at)
+
+    @property
+    def time_zone(self) -> str:
+        return timezone.get_current_timezone_name()
 
 
 # -- telling ---------------------------------------------------------------------------------------
