@@ -12,7 +12,7 @@ tested without agents. `story_of` and `story_for_event` read the rows it needs (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Q
@@ -20,11 +20,12 @@ from django.utils import timezone
 
 from alerts.choices import FAILURE_OF, RECOVERY_OF, EventType
 from alerts.models import Event
-from dms_admin.moments import clock, duration, from_unix, seconds, stamp
+from dms_admin.moments import clock, duration, from_unix, iso, seconds, stamp
 
 from .choices import ClusterState, IncidentOutcome, StepKind
 from .models import Incident, IncidentStep, ReplicationJob
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SWITCHOVER = "switchover"
 MISSED_HEARTBEATS = "missed_heartbeats"
 HEARTBEAT_WORKER = "heartbeat worker"
@@ -135,8 +136,8 @@ def tell(incident: Incident, steps: list[IncidentStep], events: dict[int, Event]
     told = teller.detection() + [teller.recorded(step, steps[:index]) for index, step in enumerate(steps)]
     told += [step for job in jobs for step in teller.resync(job)]
     told.sort(key=lambda step: step.at)  # stable: steps of the same moment keep the order they were told in
-    for step in told:
-        step.offset_s = round((step.at - told[0].at).total_seconds(), 3)
+    for step in told:  # between the times as shown, to the millisecond
+        step.offset_s = (_ms(step.at) - _ms(told[0].at)) / 1000
     outage = outage_of(incident, steps, teller.names)
     state = incident.outcome or "in_progress"
     state_label = IncidentOutcome(incident.outcome).label if incident.outcome else "In progress"
@@ -166,6 +167,11 @@ def _names(incident: Incident) -> Names:
         return server.name if server is not None else "the appliance (deleted)"
 
     return Names(incident.cluster.name, name(incident.old_primary), name(incident.new_primary))
+
+
+def _ms(moment: datetime) -> int:
+    """Whole milliseconds since the epoch, cut as `clock` and `iso` cut them."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def _at(value: Any) -> datetime | None:
@@ -537,7 +543,7 @@ def _readable(facts: dict) -> dict:
     readable = {}
     for key, value in facts.items():
         at = _at(value) if key.endswith("_at") else None
-        readable[key] = at.isoformat(timespec="milliseconds") if at else value
+        readable[key] = iso(at) if at else value
     return readable
 
 

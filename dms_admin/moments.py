@@ -25,6 +25,12 @@ def stamp(moment: datetime) -> str:
     return f"{local:%Y-%m-%d} {clock(local)} {local:%Z}".rstrip()
 
 
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC, always to the millisecond (`2026-12-03T13:02:54.000Z`: a time on a whole
+    second keeps its milliseconds, which a machine reading the API can count on)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def seconds(value: float, places: int = 3) -> str:
     """`4.25 s`, `0.057 s`, `6 s`: rounded to `places`, no trailing zeros."""
     return f"{round(value, places):g} s"

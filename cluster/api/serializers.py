@@ -3,6 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dms_admin.api import FullCleanSerializer
+from dms_admin.moments import iso
 
 from ..choices import INCIDENT_STATES, StepKind
 from ..models import Cluster, Deployment, Incident, ReplicationJob, Server
@@ -154,18 +155,25 @@ class ReplicationJobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class MillisecondsField(serializers.DateTimeField):
+    """A time in ISO 8601, UTC, always with its milliseconds."""
+
+    def to_representation(self, value):
+        return iso(value) if value else None
+
+
 class StoryEventSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     type = serializers.CharField()
     label = serializers.CharField()
     role = serializers.ChoiceField(choices=["failure", "failover", "recovery"])
-    at = serializers.DateTimeField()
+    at = MillisecondsField()
 
 
 class StoryStepSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=StepKind.choices)
     title = serializers.CharField()
-    at = serializers.DateTimeField(help_text="When it happened, to the microsecond, on the recording host's clock.")
+    at = MillisecondsField(help_text="When it happened, on the recording host's clock.")
     offset_s = serializers.FloatField(help_text="Seconds since the story's first step.")
     actor = serializers.CharField(help_text="Who or what decided: a worker and its host, an operator, a job.")
     evidence = serializers.CharField(help_text="What it decided on, in words and units.")
@@ -175,8 +183,8 @@ class StoryStepSerializer(serializers.Serializer):
 
 class OutageSerializer(serializers.Serializer):
     seconds = serializers.FloatField()
-    start = serializers.DateTimeField(help_text="The old primary's last moment known to serve.")
-    end = serializers.DateTimeField(help_text="The new primary serving (its promotion acknowledged).")
+    start = MillisecondsField(help_text="The old primary's last moment known to serve.")
+    end = MillisecondsField(help_text="The new primary serving (its promotion acknowledged).")
     bound = serializers.ChoiceField(
         choices=["at_most", "at_least"], help_text="Which way the users' real outage may differ from `seconds`."
     )
@@ -193,6 +201,8 @@ class IncidentSerializer(serializers.ModelSerializer):
     new_primary_name = serializers.CharField(source="new_primary.name", default=None, allow_null=True)
     state = serializers.SerializerMethodField()
     outage_s = serializers.SerializerMethodField()
+    opened_at = MillisecondsField(read_only=True)
+    closed_at = MillisecondsField(read_only=True, allow_null=True)
 
     class Meta:
         model = Incident

@@ -220,9 +220,10 @@ def test_the_api_tells_the_whole_story(viewer_api, failed_over):
     assert kinds[:6] == ["last_answer", "missed", "missed", "missed", "failure", "requested"]
     assert kinds.index("claimed") < kinds.index("wait") < kinds.index("promoted") < kinds.index("healthy")
     promoted = story["steps"][kinds.index("promoted")]
-    assert re.search(r"T\d\d:\d\d:\d\d\.\d{3}", promoted["at"])
+    assert all(re.search(r"T\d\d:\d\d:\d\d\.\d{3}Z$", step["at"]) for step in story["steps"])
+    assert story["steps"][0]["at"].endswith(":30.000Z")  # a slot on a whole second keeps its milliseconds
     assert promoted["offset_s"] == 6.08 and promoted["actor"] == FAILOVER_WORKER
-    assert promoted["facts"]["answered_at"].endswith(".080+00:00")
+    assert promoted["facts"]["answered_at"].endswith(".080Z")
     assert "serves from then" in promoted["evidence"]
     assert story["outage"]["seconds"] == pytest.approx(5.08) and story["outage"]["bound"] == "at_most"
     assert [e["role"] for e in story["events"]] == ["failure", "failover", "recovery"]
