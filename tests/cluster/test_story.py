@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import pytest
 
 from alerts.models import Event
-from cluster.choices import IncidentOutcome, StepKind
+from cluster import failover_rules
+from cluster.choices import FailoverCause, IncidentOutcome, StepKind
 from cluster.models import Cluster, Incident, IncidentStep, ReplicationJob, Server
-from cluster.story import outage_of, tell
+from cluster.story import CAUSES, outage_of, tell
 
 T0 = 1_796_527_350.0  # the last heartbeat the old primary answered
 FAILOVER_WORKER = "failover worker on cp-1 (pid 42)"
@@ -326,3 +327,7 @@ def test_a_critical_service_failure_counts_the_outage_from_its_detection_at_leas
     assert story.steps[0].title == "Critical service failed"
     assert "Critical service media failed 3 checks in a row on dmm-a" in story.steps[0].evidence
     assert "Cause: a failed critical service" in story.steps[1].evidence
+
+
+def test_every_cause_the_pipeline_knows_has_a_name():
+    assert set(FailoverCause.values) == {*failover_rules.AUTOMATIC, "switchover"} == set(CAUSES)
