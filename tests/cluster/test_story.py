@@ -223,6 +223,16 @@ def test_without_the_secondarys_view_the_outage_starts_at_the_control_planes_las
     assert "dmm-a last answered a heartbeat (to the control plane)" in outage.derivation
 
 
+def test_a_primary_the_control_plane_never_heard_is_timed_from_the_secondarys_view():
+    detection = missed_heartbeats(last_answer_at=None)
+
+    story = tell(incident(detection=detection), failover_steps(), EVENTS, [])
+
+    assert "last_answer" not in [s.kind for s in story.steps]
+    assert story.outage.start == at(1.0) and "(to dmm-b)" in story.outage.derivation
+    assert "over 6 s since its last answer" not in {s.kind: s for s in story.steps}["failure"].evidence
+
+
 def test_the_failure_failover_and_recovery_events_are_linked_in_order():
     story = told_failover()
 
