@@ -22,6 +22,7 @@ UNIX_TIME = re.compile(r"\b1[6-9]\d{8}(\.\d+)?\b")
 def test_the_story_of_a_real_failover_reads_in_the_browser(page, live_server_url, users, make_cluster):
     under_test = make_cluster("hq-story")
     cluster = under_test.cluster
+    under_test.wait_both_heard()
     under_test.primary_agent.kill()
     under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 30, "the failover")
     wait_until(

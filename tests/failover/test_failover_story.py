@@ -70,14 +70,7 @@ def test_a_killed_primary_is_told_from_its_last_answer_to_healthy_again(make_clu
     under_test = make_cluster("story", files={"media/a.mp4": b"a" * 1000})
     cluster = under_test.cluster
     old, new = under_test.primary_agent, under_test.secondary_agent
-    # The initial sync makes a cluster healthy and the secondary's grants make the primary serve
-    # before the control plane may have counted an answer: wait for its heartbeats to have both.
-    wait_until(
-        lambda: (c := under_test.refresh()).primary.state == c.secondary.state == "up",
-        15,
-        interval=0.1,
-        message="both appliances heard by the control plane",
-    )
+    under_test.wait_both_heard()  # so that the story has a last answer from the primary
 
     killed_at = mono()
     old.kill()
@@ -136,7 +129,7 @@ def test_a_killed_primary_is_told_from_its_last_answer_to_healthy_again(make_clu
 
 def test_a_switchover_names_the_operator_and_ends_healthy(make_cluster, viewer):
     under_test = make_cluster("story-switch")
-    wait_until(lambda: under_test.refresh().secondary.state == "up", 15, interval=0.1, message="the secondary up")
+    under_test.wait_both_heard()
     operator = api_for(UserFactory(username="oscar-operator", role="operator"))
 
     assert operator.post(f"/api/v1/clusters/{under_test.cluster.pk}/switchover/").status_code == 202
