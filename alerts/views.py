@@ -17,14 +17,17 @@ from django.views.decorators.http import require_POST
 
 from audit.models import Action
 from audit.record import record, record_change, stored
+from dms_admin.moments import stamp
 from dms_admin.permissions import ADMIN, OPERATOR, VIEWER, has_role
 from dms_admin.spreadsheet import safe_row
 
+from . import panels
 from .access import role_required
 from .acknowledge import acknowledge
 from .choices import Channel, EventType, Severity
 from .counts import total, unacknowledged_by_cluster
 from .delivery import send_test, snmp_engine_id
+from .evidence import describe
 from .filtersets import EventFilterSet
 from .forms import NotificationRuleForm
 from .models import Delivery, Event, NotificationRule
@@ -200,6 +203,9 @@ def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     deliveries = event.deliveries.select_related("rule").prefetch_related("attempt_log")
     context = {
         "event": event,
+        "time": stamp(event.created_at),
+        "facts": describe(event.details),
+        "panels": panels.render(request, event),
         "deliveries": deliveries,
         "recovered_by": event.recovered_by.order_by("id").first(),
         "can_acknowledge": _has(request, OPERATOR),

@@ -50,6 +50,58 @@ class FailoverStep(models.TextChoices):
     COMMIT = "commit", "Commit"
 
 
+class FailoverCause(models.TextChoices):
+    """Why a failover was requested (failover_rules.AUTOMATIC, and an operator's switchover)."""
+
+    MISSED_HEARTBEATS = "missed_heartbeats", "Missed heartbeats"
+    CRITICAL_SERVICE = "critical_service", "Critical service failed"
+    CLOCK_SKEW = "clock_skew", "Primary's clock skewed"
+    AGENTS_DISAGREE = "agents_disagree", "Primary does not hold its role"
+    NOT_SERVING = "not_serving", "Primary serves nobody"
+    SWITCHOVER = "switchover", "Switchover"
+
+
+class StepKind(models.TextChoices):
+    """The steps of an incident's story (cluster/story.py), in the order they usually come. The
+    failover, reconcile and heartbeat workers record the ones marked *; the others are read from the
+    failover request (what the heartbeat worker or the operator saw) and from the resync jobs."""
+
+    LAST_ANSWER = "last_answer", "Last answer from the primary"
+    MISSED = "missed", "Missed heartbeat"
+    FAILURE = "failure", "Failure detected"
+    REQUESTED = "requested", "Failover requested"
+    CLAIMED = "claimed", "Claimed"  # *
+    FENCED = "fenced", "Grants fenced"  # *
+    WITNESS = "witness", "Second witness"  # *
+    CANDIDACY = "candidacy", "Candidacy"  # *
+    WAIT = "wait", "Lease wait"  # *
+    PROMOTED = "promoted", "Promoted"  # *
+    COMMITTED = "committed", "Committed"  # *
+    DEMOTED = "demoted", "Old primary demoted"  # *
+    ABANDONED = "abandoned", "Abandoned"  # *
+    FAILED = "failed", "Failed"  # *
+    LOST = "lost", "Claim lost"  # *
+    RECOVERED = "recovered", "Server answers again"  # *
+    REJOINED = "rejoined", "Rejoined as secondary"  # *
+    RESYNC_STARTED = "resync_started", "Resync started"
+    RESYNC_FINISHED = "resync_finished", "Resync finished"
+    HEALTHY = "healthy", "Healthy again"  # *
+
+
+class IncidentOutcome(models.TextChoices):
+    """How an incident ended; blank while it is open (failing over, or running on one appliance)."""
+
+    OPEN = "", "In progress"
+    HEALTHY = "healthy", "Healthy again"
+    ABANDONED = "abandoned", "Abandoned"
+    FAILED = "failed", "Failed"
+    SUPERSEDED = "superseded", "Superseded by a later incident"
+
+
+# An incident's state as the API and the pages name it: its outcome, or in progress while open.
+INCIDENT_STATES = [("in_progress", "In progress"), *((v, label) for v, label in IncidentOutcome.choices if v)]
+
+
 COLOURS = {
     "up": "green",
     "healthy": "green",
@@ -68,4 +120,8 @@ COLOURS = {
     "succeeded": "green",
     "failed": "red",
     "aborted": "amber",
+    # incidents
+    "in_progress": "amber",
+    "abandoned": "grey",
+    "superseded": "grey",
 }

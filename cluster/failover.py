@@ -28,9 +28,10 @@ from alerts.events import record_event
 
 from . import failover_rules as rules
 from . import metrics
-from .choices import ClusterState, FailoverStep, Role, ServerState
+from .choices import ClusterState, FailoverStep, IncidentOutcome, Role, ServerState, StepKind
 from .commands import RoleCommand, probe, send_role
 from .heartbeat_state import PREFIX, HeartbeatState
+from .incident_log import IncidentLog, new_incident_id
 from .incidents import Incidents
 from .models import Cluster, Server
 
@@ -58,6 +59,9 @@ def claim_seconds() -> float:
     return float(getattr(settings, "FAILOVER_CLAIM_S", 5.0))
 
 
+# A lease wait with more than this left writes the steps so far while it waits (incident_log.py).
+FLUSH_DURING_WAIT_S = 0.5
+
 # The decisions live in failover_rules (pure, shared with the protocol model in tests/model/).
 STEPS = list(rules.STEPS)  # in pipeline order
 later_step = rules.later_step
@@ -74,11 +78,13 @@ class Failover:
         self.started = time.monotonic()
         self.evidence: dict = {}
         self.reached = FailoverStep.CLAIMED  # the latest step recorded on the row
+        self.story = IncidentLog(cluster_id)  # the steps as they happen, for the incident's story
 
     # -- ownership --------------------------------------------------------------------------------
     def claim(self) -> Cluster | None:
         """One conditional UPDATE: a fresh request, or a claim whose owner let it expire (§4a.6)."""
         now = timezone.now()
+        claimed_at = time.time()
         fresh = Q(failover_request__isnull=False) & ~Q(state=ClusterState.FAILING_OVER)
         fresh &= Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)  # backoff after a failure
         expired = Q(state=ClusterState.FAILING_OVER, claimed_until__lt=now)
@@ -103,6 +109,11 @@ class Failover:
         self.reached = cluster.step
         # Grants stop now: the fence is raised in Redis too, where every grant is recorded (§4a.3).
         self.state.set_fence(cluster.pk, cluster.grant_fence_epoch)
+        self.story.begin(cluster)
+        self.story.step(
+            StepKind.CLAIMED, at=claimed_at, step=cluster.step, epoch=cluster.epoch, pending_epoch=cluster.pending_epoch
+        )
+        self.story.step(StepKind.FENCED, epoch=cluster.grant_fence_epoch)
         log.info("failover of %s claimed by %s (step %s)", cluster.name, self.token, cluster.step)
         return cluster
 
@@ -144,9 +155,18 @@ class Failover:
         if request.get("requested_by"):  # an operator's switchover: its events name who asked
             self.evidence["requested_by"] = request["requested_by"]
         try:
+            return self._run(cluster, request, cause)
+        finally:
+            self.story.flush()
+
+    def _run(self, cluster: Cluster, request: dict, cause: str) -> str:
+        try:
             if not rules.request_current(request, cluster.epoch, cluster.primary_id):
                 raise Abandoned("the request names an epoch or primary that is no longer current")
             if self.committed_to_promote and self._already_promoted(cluster):
+                self.story.step(
+                    StepKind.PROMOTED, server=cluster.secondary.name, epoch=cluster.pending_epoch, found_promoted=True
+                )
                 return self.commit(cluster, cause)
             self.checkpoint(FailoverStep.WITNESS)
             self.cause_stands(cluster, cause)
@@ -162,6 +182,7 @@ class Failover:
             self.checkpoint(FailoverStep.COMMIT)
             return self.commit(cluster, cause)
         except Lost:
+            self.story.step(StepKind.LOST, step=self.reached)
             log.info("failover of %s: claim %s lost; another worker owns it", cluster.name, self.token)
             return "lost"
         except Abandoned as error:
@@ -189,6 +210,13 @@ class Failover:
         self.evidence["secondary_peer"] = peer
         age = peer.get("last_answer_age_s")
         needed = rules.secondary_still_hears(cause, self.reached, age, threshold, interval)
+        self.story.step(
+            StepKind.WITNESS,
+            at=answer.received_wall,
+            secondary=cluster.secondary.name,
+            last_answer_age_s=age,
+            needed_s=(threshold - 1) * interval if cause == "missed_heartbeats" else None,
+        )
         if cause != "missed_heartbeats" or self.committed_to_promote:
             return
         if needed is not None:
@@ -225,13 +253,24 @@ class Failover:
             raise Failed(f"the secondary {cluster.secondary.name} refused candidacy: {answer.error or answer.body}")
         age = answer.body.get("last_grant_sent_age_s")
         self.evidence["secondary_last_grant_sent_age_s"] = age
-        return rules.secondary_last_grant(answer.received_wall, age)
+        last_grant = rules.secondary_last_grant(answer.received_wall, age)
+        self.story.step(
+            StepKind.CANDIDACY,
+            at=answer.received_wall,
+            secondary=cluster.secondary.name,
+            deadline_s=round(deadline, 3),
+            last_grant_sent_age_s=age,
+            secondary_last_grant_at=last_grant or None,
+        )
+        return last_grant
 
     def wait(self, cluster: Cluster, cause: str, secondary_last_grant: float) -> None:
         """Until every lease the old primary may hold has ended (§4a.9)."""
         if cause != "missed_heartbeats" and self._demote_old_primary(cluster):
             self.evidence["wait"] = "ended by the old primary's acknowledged demotion"
+            self.story.step(StepKind.WAIT, ended_by_demotion=True)
             return
+        started = time.time()
         # The longest lease any granter may still be granting: a settings change that the agents
         # have not acknowledged yet leaves the old lease in force at the secondary.
         while True:
@@ -248,6 +287,8 @@ class Failover:
                 bound, secondary, cluster.longest_lease_s, cluster.max_grant_delay, cluster.max_clock_skew
             )
             self.evidence.update(last_grant_at=max(bound, secondary), lease_deadline=until)
+            if until - (time.time() + offset) > FLUSH_DURING_WAIT_S:
+                self.story.flush()  # while waiting anyway: a successor then tells what this worker did
             while self.state.now() < until:
                 time.sleep(min(0.1, max(0.0, until - self.state.now())))
                 self.renew(FailoverStep.WAIT)
@@ -259,6 +300,18 @@ class Failover:
             fence = None if fence is None else int(fence)
             over = rules.wait_over(fence, cluster.grant_fence_epoch, self.mine().exists())
             if over == "done":
+                self.story.step(
+                    StepKind.WAIT,
+                    started_at=started,
+                    waited_s=round(time.time() - started, 3),
+                    # On this host's clock, from Redis's, by the offset measured above.
+                    control_plane_last_grant_at=bound - offset if bound else None,
+                    secondary_last_grant_at=secondary_last_grant or None,
+                    lease_deadline_at=until - offset,
+                    lease_s=cluster.longest_lease_s,
+                    max_grant_delay=cluster.max_grant_delay,
+                    max_clock_skew=cluster.max_clock_skew,
+                )
                 return
             if over == "again":
                 continue  # the fence vanished during the wait: wait again from its reload
@@ -268,11 +321,13 @@ class Failover:
         """`primary` at the pending epoch, naming the candidacy, with its first grant (§4a.10)."""
         pending = cluster.pending_epoch
         self.state.set_granting(cluster.pk, True)
+        granted: dict = {}  # the last grant sent, for the story
 
         def fresh_grant() -> dict:  # each attempt's grant stamped and recorded as it leaves
             sent_at = time.time()
             recorded, _ = self.state.record_grant(cluster.pk, pending, sent_at)
-            return {"lease_s": cluster.effective_lease_s if recorded else 0.0, "sent_at": sent_at}
+            granted.update(lease_s=cluster.effective_lease_s if recorded else 0.0, sent_at=sent_at)
+            return dict(granted)
 
         command = RoleCommand(
             Role.PRIMARY, pending, peer=cluster.primary, candidacy={"id": str(cluster.candidacy_id)},
@@ -283,6 +338,15 @@ class Failover:
         )
         if not answer.ok:
             raise Failed(f"the secondary {cluster.secondary.name} refused promotion: {answer.error or answer.body}")
+        self.story.step(
+            StepKind.PROMOTED,
+            at=answer.received_wall,
+            server=cluster.secondary.name,
+            epoch=pending,
+            sent_at=answer.sent_wall,
+            answered_at=answer.received_wall,
+            lease_s=granted.get("lease_s"),
+        )
 
     def commit(self, cluster: Cluster, cause: str) -> str:
         old_primary, new_primary = cluster.primary, cluster.secondary
@@ -312,7 +376,7 @@ class Failover:
                 Server.objects.filter(pk=old_primary.pk).update(role=Role.SECONDARY)
             cluster.refresh_from_db()
             duration = round(time.monotonic() - self.started, 3)
-            record_event(
+            event = record_event(
                 EventType.SWITCHOVER_COMPLETED if switchover else EventType.FAILOVER_COMPLETED,
                 f"{new_primary.name} is now the primary of cluster {cluster.name} (epoch {cluster.epoch}); "
                 f"{'planned switchover' if switchover else 'failover after ' + cause.replace('_', ' ')}.",
@@ -326,6 +390,15 @@ class Failover:
                     **self.evidence,
                 },
             )
+        self.story.step(
+            StepKind.COMMITTED, at=now.timestamp(), event=event, epoch=cluster.epoch, state=cluster.state,
+            duration_s=duration,
+        )  # fmt: skip
+        if switchover:  # both appliances hold the same data: healthy at once
+            self.story.step(StepKind.HEALTHY, at=now.timestamp(), switchover=True)
+            self.story.close(IncidentOutcome.HEALTHY)
+        else:
+            self.story.flush()  # the new primary serves: the story may take its time now
         metrics.record_failover("completed", cause, duration)
         if not switchover:
             self._demote_old_primary(cluster, old=old_primary, new=new_primary, epoch=cluster.epoch)
@@ -361,7 +434,7 @@ class Failover:
                 failover_request=request,
             ):
                 return
-            record_event(
+            event = record_event(
                 event_type,
                 f"{event_type.label} for cluster {cluster.name}: {message}.",
                 cluster=cluster,
@@ -369,6 +442,15 @@ class Failover:
                 details={"cause": cause, **self.evidence, **details},
             )
         self.state.set_fence(cluster.pk, current.epoch)
+        abandoned = event_type == EventType.FAILOVER_ABANDONED
+        self.story.step(
+            StepKind.ABANDONED if abandoned else StepKind.FAILED,
+            event=event,
+            reason=message,
+            retry_in_s=backoff if keep_request else None,
+        )
+        if not keep_request:
+            self.story.close(IncidentOutcome.ABANDONED if abandoned else IncidentOutcome.FAILED)
         metrics.record_failover(event_type.value.split("_")[-1], cause)
 
     def cause_stands(self, cluster: Cluster, cause: str) -> None:
@@ -413,6 +495,15 @@ class Failover:
         new = new or cluster.secondary
         epoch = epoch or cluster.pending_epoch
         answer = send_role(cluster, old, RoleCommand(Role.SECONDARY, epoch, peer=new), attempts=1, timeout=1.0)
+        self.story.step(
+            StepKind.DEMOTED,
+            at=answer.received_wall or time.time(),
+            server=old.name,
+            epoch=epoch,
+            ok=answer.ok,
+            sent_at=answer.sent_wall or None,
+            error=answer.error or ("" if answer.ok else str(answer.body.get("error", answer.status))),
+        )
         return answer.ok
 
 
@@ -450,6 +541,7 @@ def request_switchover(cluster: Cluster, requested_by: str = "") -> bool:
         "server_id": cluster.primary_id,
         "seen_epoch": cluster.epoch,
         "requested_at": time.time(),
+        "incident": new_incident_id(),
         **({"requested_by": requested_by} if requested_by else {}),
     }
     return bool(

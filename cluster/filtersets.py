@@ -1,6 +1,8 @@
 import django_filters
+from django.db.models import Q
 
-from .models import Cluster, Deployment, ReplicationJob, Server
+from .choices import FailoverCause
+from .models import Cluster, Deployment, Incident, ReplicationJob, Server
 
 
 class ServerFilterSet(django_filters.FilterSet):
@@ -31,3 +33,20 @@ class ReplicationJobFilterSet(django_filters.FilterSet):
     class Meta:
         model = ReplicationJob
         fields = ["cluster", "kind", "state"]
+
+
+class IncidentFilterSet(django_filters.FilterSet):
+    cause = django_filters.ChoiceFilter(choices=FailoverCause.choices)
+    open = django_filters.BooleanFilter(field_name="closed_at", lookup_expr="isnull", label="Still open")
+    since = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+    until = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lte")
+    event = django_filters.NumberFilter(
+        method="of_event", label="The incident an event belongs to (its failure, failover or recovery)"
+    )
+
+    class Meta:
+        model = Incident
+        fields = ["cluster", "cause", "open", "since", "until", "event"]
+
+    def of_event(self, queryset, name, value):
+        return queryset.filter(Q(failure_event_id=value) | Q(steps__event_id=value)).distinct()

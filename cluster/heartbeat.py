@@ -21,15 +21,17 @@ from django.utils import timezone
 from alerts.choices import EventType
 
 from . import failover_rules as rules
-from .choices import ClusterState, Role, ServerState
+from .choices import ClusterState, IncidentOutcome, Role, ServerState, StepKind
 from .commands import adopt
 from .failover_rules import disagreement, failing_critical_services, holds_no_lease, skew_blame
 from .heartbeat_state import PREFIX, SKEWED_SET, HeartbeatState, SlotEntry, SlotState, link_key, server_key
+from .incident_log import actor, new_incident_id, record_step
 from .incidents import Incidents
 from .models import Cluster, Server
 from .probe import ClusterView, ServerProbe, ServerView, SlotProbe
 
 ROLES = frozenset(Role.values)  # Role.values builds a new list at each call
+WORKER = "heartbeat worker"  # who decides, in an incident's story
 SKEW_READINGS = 3  # readings in a row before skew is declared, or declared over
 CONTROL_PLANE = "control-plane"  # the incident name of the control plane's own clock
 
@@ -191,6 +193,8 @@ class SlotEvaluator:
             evidence = {
                 "missed_slots": count.misses,
                 "first_missed_slot_at": count.first_miss_at,
+                "last_missed_slot_at": self.probe.slot_time,
+                "interval_s": view.interval,
                 "last_answer_at": self.state.last_answers([server.id]).get(server.id),
                 "heartbeat_error": probe.via_heartbeat.error,
                 "intranet_error": probe.via_intranet.error if probe.via_intranet else "",
@@ -198,10 +202,10 @@ class SlotEvaluator:
                 "rule": f"{view.threshold} consecutive missed heartbeats spanning ≥ "
                 f"{(view.threshold - 1) * view.interval:g} s",
             }
-            if state != ServerState.DOWN:
-                self._mark_down(server, incidents, evidence)
+            opened = self._mark_down(server, incidents, evidence) if state != ServerState.DOWN else None
             if is_primary:
-                self.failover_causes.append(("missed_heartbeats", evidence))
+                failure = opened.pk if opened else incidents.open_event_id(EventType.SERVER_FAILED)
+                self.failover_causes.append(("missed_heartbeats", {**evidence, "failure_event": failure}))
 
     def _agrees(self, server: ServerView, body: dict) -> None:
         """The database's primary must hold the primary role at the cluster's epoch. When its agent
@@ -226,6 +230,7 @@ class SlotEvaluator:
             self.failover_causes.append(("not_serving", evidence))
 
     def _mark_up(self, server: ServerView, incidents: Incidents, answers: int) -> None:
+        recovery = None
         with transaction.atomic():
             changed = (
                 Server.objects.filter(pk=server.id)
@@ -233,7 +238,7 @@ class SlotEvaluator:
                 .update(state=ServerState.UP, last_heartbeat_at=timezone.now())
             )
             if changed:
-                self._close(
+                recovery = self._close(
                     incidents,
                     EventType.SERVER_FAILED,
                     f"Appliance {server.name} of cluster {self.view.name} is reachable again.",
@@ -241,12 +246,18 @@ class SlotEvaluator:
                     {"consecutive_answers": answers},
                 )
         self.server_states[server.id] = ServerState.UP
+        if changed:
+            record_step(
+                self.view.id, StepKind.RECOVERED, worker=WORKER, event=recovery, server=server.name, answers=answers
+            )
 
-    def _mark_down(self, server: ServerView, incidents: Incidents, evidence: dict) -> None:
+    def _mark_down(self, server: ServerView, incidents: Incidents, evidence: dict):
+        """Down, with its `server_failed` event (returned; None when it was down already)."""
+        opened = None
         with transaction.atomic():
             changed = Server.objects.filter(pk=server.id).exclude(state=ServerState.DOWN).update(state=ServerState.DOWN)
             if changed:
-                self._open(
+                opened = self._open(
                     incidents,
                     EventType.SERVER_FAILED,
                     f"Appliance {server.name} of cluster {self.view.name} missed "
@@ -255,6 +266,7 @@ class SlotEvaluator:
                     evidence,
                 )
         self.server_states[server.id] = ServerState.DOWN
+        return opened
 
     def _mirror_role(self, server: ServerView, body: dict) -> None:
         role = body.get("role")
@@ -287,9 +299,10 @@ class SlotEvaluator:
             if not service.get("ok") and failures >= threshold:
                 evidence = {"service": name, "consecutive_failures": failures, "rule": f"{threshold} failed checks"}
                 message = f"Critical service {name} failed on {server.name} ({failures} checks in a row)."
-                self._open(incidents, EventType.CRITICAL_SERVICE_FAILED, message, server, evidence, name)
+                opened = self._open(incidents, EventType.CRITICAL_SERVICE_FAILED, message, server, evidence, name)
                 if is_primary:
-                    self.failover_causes.append(("critical_service", evidence))
+                    failure = opened.pk if opened else incidents.open_event_id(EventType.CRITICAL_SERVICE_FAILED, name)
+                    self.failover_causes.append(("critical_service", {**evidence, "failure_event": failure}))
             elif service.get("ok") and incidents.is_open(EventType.CRITICAL_SERVICE_FAILED, name):
                 message = f"Critical service {name} on {server.name} passes again."
                 self._close(incidents, EventType.CRITICAL_SERVICE_FAILED, message, server, {"service": name}, name)
@@ -318,9 +331,12 @@ class SlotEvaluator:
         if bad and streak >= SKEW_READINGS:
             self.state.redis.sadd(SKEWED_SET, server.id)
             message = f"The clock of {server.name} is {offset:+.3f} s off; grants to it stopped."
-            self._open(incidents, EventType.CLOCK_SKEW_DETECTED, message, server, {**evidence, "readings": streak})
+            opened = self._open(
+                incidents, EventType.CLOCK_SKEW_DETECTED, message, server, {**evidence, "readings": streak}
+            )
             if is_primary:
-                self.failover_causes.append(("clock_skew", evidence))
+                failure = opened.pk if opened else incidents.open_event_id(EventType.CLOCK_SKEW_DETECTED)
+                self.failover_causes.append(("clock_skew", {**evidence, "failure_event": failure}))
         elif (
             not bad
             and streak >= SKEW_READINGS
@@ -398,9 +414,11 @@ class SlotEvaluator:
         healthy = both_up and not link_open and view.replication_current
         wanted = ClusterState.HEALTHY if healthy else ClusterState.DEGRADED
         if wanted != view.state:
-            Cluster.objects.filter(pk=view.id, state__in=[ClusterState.HEALTHY, ClusterState.DEGRADED]).update(
-                state=wanted
-            )
+            changed = Cluster.objects.filter(
+                pk=view.id, state__in=[ClusterState.HEALTHY, ClusterState.DEGRADED]
+            ).update(state=wanted)
+            if changed and healthy:
+                record_step(view.id, StepKind.HEALTHY, worker=WORKER, close=IncidentOutcome.HEALTHY)
 
 
 def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
@@ -419,6 +437,8 @@ def request_failover(view: ClusterView, cause: str, evidence: dict) -> bool:
         "seen_epoch": view.epoch,
         "requested_at": time.time(),
         "evidence": evidence,
+        "detected_by": actor(WORKER),
+        "incident": new_incident_id(),  # the incident this request opens (cluster/incident_log.py)
     }
     undamped = Q()
     window = rules.damping_window_s(cause, view.interval)  # rules.damped, as a condition on the row

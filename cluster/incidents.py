@@ -52,6 +52,16 @@ class Incidents:
         self._ensure_loaded()
         return self.redis.hexists(self.key, incident_key(failure, name))
 
+    def open_event_id(self, failure: EventType, name: str = "") -> int | None:
+        """The id of the open failure's event, or None when it is not open."""
+        key = incident_key(failure, name)
+        if self.snapshot is not None:
+            value = self.snapshot.get(key)
+        else:
+            self._ensure_loaded()
+            value = self.redis.hget(self.key, key)
+        return int(value) if value else None
+
     def open(self, failure: EventType, message: str, *, cluster, server, details: dict, name: str = "") -> Event | None:
         """Record the failure unless it is already open. Call inside the transaction of the change."""
         self._ensure_loaded()

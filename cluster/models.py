@@ -2,6 +2,7 @@
 
 import hashlib
 import secrets
+import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -14,7 +15,18 @@ from django.utils import timezone
 from dms_admin.encryption import EncryptedTextField
 
 from . import failover_rules
-from .choices import Application, ClusterState, DeploymentKind, FailoverStep, Platform, Role, ServerState
+from .choices import (
+    Application,
+    ClusterState,
+    DeploymentKind,
+    FailoverCause,
+    FailoverStep,
+    IncidentOutcome,
+    Platform,
+    Role,
+    ServerState,
+    StepKind,
+)
 from .hardware import hardware_errors
 
 NAME_VALIDATOR = RegexValidator(
@@ -318,6 +330,59 @@ class ReplicationJob(models.Model):
         if self.files_total:
             return round(100.0 * self.files_done / self.files_total, 1)
         return 0.0
+
+
+class Incident(models.Model):
+    """One failure of a cluster's primary that asked for a failover, or one planned switchover, from
+    its first sign (the first missed heartbeat, the operator's request) to the cluster healthy again.
+
+    Its id is made with the failover request and travels in it, so every worker that claims the
+    request tells the same incident; `detection` keeps the request as written (what the heartbeat
+    worker saw, or who asked). cluster/incident_log.py writes it, cluster/story.py tells it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="incidents")
+    cause = models.CharField(max_length=30, choices=FailoverCause.choices)
+    opened_at = models.DateTimeField(help_text="The first sign: the first missed heartbeat, or the request.")
+    closed_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=IncidentOutcome.choices, blank=True, default="")
+    from_epoch = models.PositiveIntegerField()
+    old_primary = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
+    new_primary = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
+    detection = models.JSONField(default=dict, help_text="The failover request as it was written.")
+    failure_event = models.ForeignKey("alerts.Event", null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-opened_at"]
+        indexes = [
+            # A cluster's incidents, newest first (its page, GET /api/v1/incidents/?cluster=…).
+            models.Index(fields=["cluster", "-opened_at"], name="incident_cluster_newest"),
+            # The open incident a later step belongs to (incident_log.record_step).
+            models.Index(fields=["cluster"], condition=Q(closed_at__isnull=True), name="incident_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cause.replace('_', ' ')} of cluster {self.cluster_id} at {self.opened_at:%Y-%m-%d %H:%M:%S}"
+
+
+class IncidentStep(models.Model):
+    """One thing the control plane did or saw during an incident: when (to the microsecond, on the
+    recording host's clock), who or what decided, and the facts it decided on, in seconds and
+    Unix times (cluster/story.py puts them in words)."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="steps")
+    kind = models.CharField(max_length=20, choices=StepKind.choices)
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=200)
+    facts = models.JSONField(default=dict)
+    event = models.ForeignKey("alerts.Event", null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%H:%M:%S.%f}"
 
 
 def token_digest(key: str) -> str:

@@ -1,11 +1,13 @@
-"""Retention: old events, notification deliveries, replication jobs and login logs are deleted
-every day (the `prune-old-rows` beat entry), in batches so that no delete holds long locks.
+"""Retention: old events, failover incidents, notification deliveries, replication jobs and login
+logs are deleted every day (the `prune-old-rows` beat entry), in batches so that no delete holds
+long locks.
 
-How long each is kept is a setting (`RETENTION_*_DAYS`; 0 keeps it for ever). What is still in
-use is never deleted, however old: a failure event whose recovery has not come (the open incidents
-are rebuilt from the events after a Redis restart, cluster/incidents.py), an event with a delivery
-still pending or sending, a delivery still pending or sending, a running replication job, and each
-cluster's newest job (its page and list show the last replication).
+How long each is kept is a setting (`RETENTION_*_DAYS`; 0 keeps it for ever; incidents go with the
+events). What is still in use is never deleted, however old: a failure event whose recovery has not
+come (the open incidents are rebuilt from the events after a Redis restart, cluster/incidents.py), an
+event with a delivery still pending or sending, a failover incident still open, a delivery still
+pending or sending, a running replication job, and each cluster's newest job (its page and list show
+the last replication).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from django.utils import timezone
 from alerts.choices import RECOVERY_OF, DeliveryStatus
 from alerts.models import Delivery, Event
 
-from .models import ReplicationJob
+from .models import Incident, ReplicationJob
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ def old_events(cutoff) -> QuerySet:
         .exclude(Q(type__in=list(RECOVERY_OF)) & ~Exists(recovered))
         .exclude(Exists(undelivered))
     )
+
+
+def old_incidents(cutoff) -> QuerySet:
+    """Incidents that ended before the cutoff (their steps go with them)."""
+    return Incident.objects.filter(closed_at__lt=cutoff)
 
 
 def old_deliveries(cutoff) -> QuerySet:
@@ -73,6 +80,7 @@ def prune(now=None) -> dict[str, int]:
     now = now or timezone.now()
     kinds = {
         "events": (settings.RETENTION_EVENTS_DAYS, lambda cutoff: [old_events(cutoff)]),
+        "incidents": (settings.RETENTION_EVENTS_DAYS, lambda cutoff: [old_incidents(cutoff)]),
         "deliveries": (settings.RETENTION_DELIVERIES_DAYS, lambda cutoff: [old_deliveries(cutoff)]),
         "replication_jobs": (settings.RETENTION_REPLICATION_JOBS_DAYS, lambda cutoff: [old_replication_jobs(cutoff)]),
         "login_logs": (settings.RETENTION_LOGIN_LOGS_DAYS, old_login_logs),

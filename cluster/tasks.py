@@ -19,12 +19,13 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from . import metrics, retention
-from .choices import ClusterState, Role, ServerState
+from .choices import ClusterState, Role, ServerState, StepKind
 from .commands import RoleCommand, send_role
 from .commands import probe as probe_agent
 from .failover import Failover, disagreement
 from .heartbeat import CountedSlots, evaluate_counted, slot_entries
 from .heartbeat_state import HeartbeatState
+from .incident_log import record_step
 from .models import Cluster, ReplicationJob, Server
 from .probe import GrantRecorder, SlotProbe, load_views, probe_slot
 from .probe_client import ProbeClient
@@ -364,6 +365,14 @@ def reconcile_secondary(cluster_id: int) -> str:
         Server.objects.filter(pk=cluster.secondary_id).update(role=Role.SECONDARY)
         # Not healthy again until it holds the new primary's data (files only it has: quarantined).
         Cluster.objects.filter(pk=cluster_id).update(needs_resync=True)
+        record_step(
+            cluster_id,
+            StepKind.REJOINED,
+            worker="default worker",
+            server=cluster.secondary.name,
+            epoch=cluster.epoch,
+            primary=cluster.primary.name,
+        )
         replicate.delay(cluster_id, ReplicationJob.Kind.RESYNC)
         return "configured"
     return f"not configured: {answer.error or answer.body}"

@@ -12,4 +12,5 @@ urlpatterns = [
     path("clusters/<int:pk>/confirm-deletions/", views.cluster_confirm_deletions, name="cluster_confirm_deletions"),
     path("clusters/<int:pk>/maintenance/", views.cluster_maintenance, name="cluster_maintenance"),
     path("clusters/<int:pk>/switchover/", views.cluster_switchover, name="cluster_switchover"),
+    path("clusters/<int:pk>/incidents/<uuid:incident_id>/", views.incident_detail, name="incident_detail"),
 ]

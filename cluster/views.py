@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -17,13 +18,15 @@ from alerts.access import role_required
 from alerts.counts import OpenAlerts, total, unacknowledged_by_cluster
 from alerts.models import Event
 from audit.models import Action, AuditEntry
+from dms_admin.moments import stamp
 from dms_admin.permissions import OPERATOR, VIEWER, has_role
 
 from . import actions, history_bar
 from .api.serializers import ClusterSerializer
 from .display import protection, shown_role
-from .models import Cluster, Deployment, ReplicationJob
+from .models import Cluster, Deployment, IncidentStep, ReplicationJob
 from .replication import with_last_job
+from .story import INCIDENTS, outage_of, story_for_event, story_of
 
 
 def _history_bars(clusters: list[Cluster], now: datetime) -> dict[int, history_bar.HistoryBar]:
@@ -105,6 +108,7 @@ def cluster_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "maintenance_since": _maintenance_since(cluster),
         "can_operate": has_role(request.user, OPERATOR),
         **_replication_context(cluster),
+        **_incidents_context(cluster),
     }
     return render(request, "cluster/cluster_detail.html", context)
 
@@ -116,6 +120,36 @@ def _maintenance_since(cluster: Cluster) -> AuditEntry | None:
     return AuditEntry.objects.filter(
         object_type=Cluster._meta.model_name, object_id=cluster.pk, action=Action.MAINTENANCE_ON
     ).first()
+
+
+EARLIER_INCIDENTS = 10
+
+
+def _incidents_context(cluster: Cluster) -> dict:
+    """The last incident's story and the ones before it, each with its outage (cluster/story.py)."""
+    steps = Prefetch("steps", queryset=IncidentStep.objects.order_by("at", "id"))
+    incidents = list(INCIDENTS.filter(cluster=cluster).prefetch_related(steps)[: EARLIER_INCIDENTS + 1])
+    for incident in incidents[1:]:
+        incident.began = stamp(incident.opened_at)
+        incident.outage = outage_of(incident, list(incident.steps.all()))
+    return {"story": story_of(incidents[0]) if incidents else None, "earlier_incidents": incidents[1:]}
+
+
+@role_required(VIEWER)
+def incident_detail(request: HttpRequest, pk: int, incident_id) -> HttpResponse:
+    """One incident's story on a page of its own (linked from the cluster page and the events)."""
+    incident = get_object_or_404(INCIDENTS, cluster_id=pk, pk=incident_id)
+    return render(request, "cluster/incident_detail.html", {"cluster": incident.cluster, "story": story_of(incident)})
+
+
+def event_story(request: HttpRequest, event) -> str:
+    """The story of the incident `event` belongs to, for the event's page (alerts/panels.py)."""
+    story = story_for_event(event.pk)
+    if story is None:
+        return ""
+    context = {"story": story, "heading": "The incident of this event", "current_event": event.pk}
+    context["link_incident"] = True
+    return render_to_string("cluster/_story.html", context, request=request)
 
 
 def _replication_context(cluster: Cluster) -> dict:

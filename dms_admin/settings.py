@@ -309,6 +309,7 @@ SPECTACULAR_SETTINGS = {
         "SourceEnum": "licensing.models.Source",  # the licensing one kept its name
         "AuditSourceEnum": "audit.models.Source",
         "AuditActionEnum": "audit.models.Action",
+        "IncidentStateEnum": "cluster.choices.INCIDENT_STATES",
     },
 }
 

@@ -3,7 +3,6 @@ roles, colour badges, durations. Project-level, so it may read both apps' colour
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from django import template
@@ -37,11 +36,6 @@ def badge(value: str, label: str | None = None):
     return format_html(
         '<span class="badge badge-{}"><span class="dot" aria-hidden="true"></span>{}</span>', colour, text
     )
-
-
-@register.filter
-def pretty_json(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
 
 
 @register.filter

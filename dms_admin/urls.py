@@ -6,7 +6,14 @@ from rest_framework.routers import DefaultRouter
 
 from alerts.api.views import DeliveryViewSet, EventViewSet, NotificationRuleViewSet
 from audit.api import AuditEntryViewSet
-from cluster.api.views import ClusterViewSet, DeploymentViewSet, ReplicationJobViewSet, ServerViewSet, health
+from cluster.api.views import (
+    ClusterViewSet,
+    DeploymentViewSet,
+    IncidentViewSet,
+    ReplicationJobViewSet,
+    ServerViewSet,
+    health,
+)
 from cluster.endpoints import go, metrics
 from dms_admin.login import admin_login
 from licensing.api.views import LicenseViewSet, PartNumberViewSet, SoftwareModuleViewSet
@@ -16,6 +23,7 @@ router.register("servers", ServerViewSet)
 router.register("clusters", ClusterViewSet)
 router.register("deployments", DeploymentViewSet)
 router.register("replication-jobs", ReplicationJobViewSet)
+router.register("incidents", IncidentViewSet)
 router.register("licenses", LicenseViewSet)
 router.register("modules", SoftwareModuleViewSet)
 router.register("part-numbers", PartNumberViewSet)

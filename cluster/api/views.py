@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.db.models import Prefetch
 from django.http import JsonResponse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
@@ -11,12 +12,21 @@ from audit.api import AuditedViewSetMixin
 from dms_admin.api import as_drf_error
 
 from .. import actions
-from ..filtersets import ClusterFilterSet, DeploymentFilterSet, ReplicationJobFilterSet, ServerFilterSet
-from ..models import Cluster, Deployment, ReplicationJob, Server
+from ..filtersets import (
+    ClusterFilterSet,
+    DeploymentFilterSet,
+    IncidentFilterSet,
+    ReplicationJobFilterSet,
+    ServerFilterSet,
+)
+from ..models import Cluster, Deployment, Incident, IncidentStep, ReplicationJob, Server
 from ..replication import with_last_job
+from ..story import story_of
 from .serializers import (
     ClusterSerializer,
     DeploymentSerializer,
+    IncidentSerializer,
+    IncidentStorySerializer,
     MaintenanceSerializer,
     ReplicationJobSerializer,
     ServerSerializer,
@@ -97,6 +107,23 @@ class ReplicationJobViewSet(viewsets.ReadOnlyModelViewSet):
     queryset = ReplicationJob.objects.all()
     serializer_class = ReplicationJobSerializer
     filterset_class = ReplicationJobFilterSet
+
+
+class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
+    """Failovers and switchovers, newest first: the list says when, why and how long users were
+    without service; one incident is its whole story, step by step (docs/operator-guide.md,
+    "Reading a failover"). `?event=<id>` finds the incident an event belongs to."""
+
+    queryset = Incident.objects.select_related("cluster", "old_primary", "new_primary").prefetch_related(
+        Prefetch("steps", queryset=IncidentStep.objects.order_by("at", "id"))
+    )
+    serializer_class = IncidentSerializer
+    filterset_class = IncidentFilterSet
+
+    @extend_schema(responses=IncidentStorySerializer)
+    def retrieve(self, request, pk=None):
+        incident = self.get_object()
+        return Response(IncidentStorySerializer(incident, context={"story": story_of(incident)}).data)
 
 
 class DeploymentViewSet(AuditedViewSetMixin, viewsets.ModelViewSet):

@@ -201,13 +201,27 @@ def test_the_csv_export_never_hands_a_spreadsheet_a_formula(viewer_pages, cluste
     assert rows[1][6] == "'" + formula  # read as text, shown without the apostrophe
 
 
-def test_the_detail_page_shows_the_evidence_and_links_the_cluster(viewer_pages, cluster):
-    event = EventFactory(cluster=cluster, server=cluster.primary, details={"missed": 3, "last_answer": "20:01:02"})
+def test_the_detail_page_shows_the_evidence_and_links_the_cluster(viewer_pages, cluster, settings):
+    settings.TIME_ZONE = "UTC"
+    details = {
+        "missed_slots": 3,
+        "last_answer_at": 1796527358.0068035,
+        "interval_s": 2.0,
+        "secondary_peer": {"ok": False, "last_answer_age_s": 6.0123},
+        "cause": "missed_heartbeats",
+    }
+    event = EventFactory(cluster=cluster, server=cluster.primary, details=details)
     DeliveryFactory(event=event, rule=EmailRuleFactory(name="noc-mail"), status="delivered")
 
     page = viewer_pages.get(f"/alerts/{event.pk}/").content.decode()
 
-    assert "&quot;missed&quot;: 3" in page  # pretty JSON, escaped
+    # In words and units: no raw JSON, no Unix seconds.
+    assert "<dt>Missed heartbeats in a row</dt><dd>3</dd>" in page
+    assert "<dt>Last answer</dt><dd>2026-12-06 03:22:38.006 UTC</dd>" in page
+    assert "<dt>Heartbeat interval</dt><dd>2 s</dd>" in page
+    assert "<dt>Secondary&#x27;s view of the primary · last answer heard, age</dt><dd>6.012 s</dd>" in page
+    assert "<dt>Cause</dt><dd>missed heartbeats</dd>" in page
+    assert "1796527358" not in page and "&quot;" not in page
     assert f'href="/clusters/{cluster.pk}/"' in page
     assert "noc-mail" in page and "Delivered" in page
     assert viewer_pages.get("/alerts/999999/").status_code == 404

@@ -1,6 +1,7 @@
-"""Retention (cluster/retention.py): the daily `prune_old_rows` task deletes events, deliveries,
-replication jobs and login logs older than their `RETENTION_*_DAYS`, in batches, and keeps what is
-still in use whatever its age: open incidents, undelivered notifications, running and latest jobs."""
+"""Retention (cluster/retention.py): the daily `prune_old_rows` task deletes events, failover
+incidents, deliveries, replication jobs and login logs older than their `RETENTION_*_DAYS`, in
+batches, and keeps what is still in use whatever its age: open incidents, undelivered notifications,
+running and latest jobs."""
 
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from django.utils import timezone
 
 from alerts.choices import Channel, DeliveryStatus, EventType
 from alerts.models import Delivery, Event, NotificationRule
-from cluster.models import ReplicationJob
+from cluster.models import Incident, IncidentStep, ReplicationJob
 from cluster.retention import delete_in_batches
 from cluster.tasks import prune_old_rows
 from dms_admin.celery import app
@@ -71,6 +72,25 @@ def test_old_events_go_and_open_incidents_stay():
     assert remaining(Event, made) == kept
     assert deleted["events"] == 4
     assert Event.objects.get(pk=recent_recovery.pk).recovers is None  # its failure went, the recovery stays
+
+
+def test_failover_incidents_go_with_the_events_unless_still_open():
+    cluster = ClusterFactory()
+
+    def incident(closed_at):
+        made = Incident.objects.create(
+            cluster=cluster, cause="missed_heartbeats", opened_at=OLD, closed_at=closed_at, from_epoch=1
+        )
+        IncidentStep.objects.create(incident=made, kind="claimed", at=OLD, actor="failover worker")
+        return made
+
+    ended_long_ago, ended_lately, still_open = incident(OLD), incident(RECENT), incident(None)
+
+    deleted = prune_old_rows.apply().get()
+
+    assert deleted["incidents"] == 1
+    assert set(Incident.objects.values_list("pk", flat=True)) == {ended_lately.pk, still_open.pk}
+    assert not IncidentStep.objects.filter(incident_id=ended_long_ago.pk).exists()
 
 
 def test_old_deliveries_go_unless_still_pending_or_sending():

@@ -184,6 +184,12 @@ class ClusterUnderTest:
         wait_until(lambda: predicate(self.refresh()), timeout, interval=0.1, message=message)
         return self.cluster
 
+    def wait_both_heard(self, timeout: float = 15) -> Cluster:
+        """Until the control plane has counted both appliances up. The initial sync makes a cluster
+        healthy, and the secondary's grants make the primary serve, before a heartbeat of the
+        control plane may have been answered: a fault injected earlier meets a primary it never heard."""
+        return self.wait_state(_both_up, timeout, "both appliances heard by the control plane")
+
     def agent_for(self, server: Server):
         return self.agents[server.name]
 
@@ -197,6 +203,10 @@ class ClusterUnderTest:
         exactly once unless the scenario crashed a control-plane process, Redis or PostgreSQL."""
         assert self.notifications is not None, "make the cluster with notify=True"
         self.notifications.assert_delivered(exactly_once=exactly_once)
+
+
+def _both_up(cluster: Cluster) -> bool:
+    return cluster.primary.state == cluster.secondary.state == "up"
 
 
 @pytest.fixture
