@@ -1,9 +1,11 @@
 import django_filters
 
+from dms_admin.filters import StrictFilterSet
+
 from .models import Cluster, Deployment, ReplicationJob, Server
 
 
-class ServerFilterSet(django_filters.FilterSet):
+class ServerFilterSet(StrictFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -11,7 +13,7 @@ class ServerFilterSet(django_filters.FilterSet):
         fields = ["name", "application", "platform", "part_number", "role", "state"]
 
 
-class ClusterFilterSet(django_filters.FilterSet):
+class ClusterFilterSet(StrictFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -19,7 +21,7 @@ class ClusterFilterSet(django_filters.FilterSet):
         fields = ["name", "application", "deployment", "state", "maintenance", "active"]
 
 
-class DeploymentFilterSet(django_filters.FilterSet):
+class DeploymentFilterSet(StrictFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -27,7 +29,7 @@ class DeploymentFilterSet(django_filters.FilterSet):
         fields = ["name", "kind"]
 
 
-class ReplicationJobFilterSet(django_filters.FilterSet):
+class ReplicationJobFilterSet(StrictFilterSet):
     class Meta:
         model = ReplicationJob
         fields = ["cluster", "kind", "state"]
