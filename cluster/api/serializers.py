@@ -3,12 +3,21 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dms_admin.api import FullCleanSerializer
+from dms_admin.json_types import JsonTypesMixin
 
+from ..hardware import JSON_SCHEMA
 from ..models import Cluster, Deployment, ReplicationJob, Server
 from ..replication import DELETIONS_PAUSED
 
 
+@extend_schema_field(JSON_SCHEMA)
+class HardwareField(serializers.JSONField):
+    """Checked by the model (cluster/hardware.py), which the schema describes."""
+
+
 class ServerSerializer(FullCleanSerializer):
+    hardware = HardwareField()
+
     class Meta:
         model = Server
         fields = [
@@ -40,7 +49,7 @@ class ServerSerializer(FullCleanSerializer):
         return super().validate(attrs)
 
 
-class MaintenanceSerializer(serializers.Serializer):
+class MaintenanceSerializer(JsonTypesMixin, serializers.Serializer):
     maintenance = serializers.BooleanField()
 
 
