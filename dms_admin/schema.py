@@ -84,6 +84,12 @@ def _integer(minimum, maximum) -> dict:
     return schema
 
 
+def _protected(model) -> bool:
+    """Whether another model's foreign key keeps `model`'s rows from being deleted (related_name "+" too)."""
+    reverse = (f for f in model._meta.get_fields(include_hidden=True) if f.auto_created and not f.concrete)
+    return any(getattr(relation, "on_delete", None) is models.PROTECT for relation in reverse)
+
+
 def form_field_bounds(field: forms.Field) -> dict:
     """What a filter's form field accepts, as schema keywords."""
     bounds = {}
@@ -145,7 +151,7 @@ class ApiSchema(AutoSchema):
             statuses.append(403)
         if any(p["in"] == "path" for p in parameters) or BoundedCursorPagination.cursor_query_param in query:
             statuses.append(404)
-        if deleting and any(rel.on_delete is models.PROTECT for rel in model._meta.related_objects):
+        if deleting and _protected(model):
             statuses.append(409)  # dms_admin/api.py: a ProtectedError names what still uses the object
         if body:
             statuses += [413, 415]

@@ -20,7 +20,7 @@ from tests.factories import ClusterFactory, EventFactory, UserFactory
 from tests.support.processes import web_server
 
 # The web app is another process: the test's data is committed, and flushed afterwards.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 LOGS = Path(__file__).resolve().parents[1] / "test-artifacts" / "schema-fuzz"
 
 SEED = int(os.environ.get("SCHEMATHESIS_SEED", "20261206"))
@@ -87,7 +87,7 @@ def run(schema) -> tuple[Counter, Counter, list[str]]:
 
 
 @pytest.fixture
-def api_schema():
+def api_schema(part_catalog):
     admin = UserFactory(username="fuzz-admin", role="admin")
     cluster = ClusterFactory()
     EventFactory(cluster=cluster, server=cluster.primary)
