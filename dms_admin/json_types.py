@@ -8,7 +8,7 @@ from rest_framework import serializers
 JSON_TYPES = (
     ((serializers.BooleanField,), (bool,), "true or false"),
     ((serializers.IntegerField, serializers.PrimaryKeyRelatedField), (int,), "a whole number"),
-    ((serializers.FloatField, serializers.DecimalField), (int, float), "a number"),
+    ((serializers.FloatField,), (int, float), "a number"),
     ((serializers.ListField, serializers.ManyRelatedField, serializers.MultipleChoiceField), (list,), "a list"),
     (
         (
@@ -26,11 +26,13 @@ JSON_TYPES = (
 
 def type_problem(field: serializers.Field, value) -> str | None:
     """Why `value` is not of `field`'s JSON type, or None (also for fields of any type, as JSONField)."""
-    if value is None and field.allow_null:
-        return None
+    if value is None:
+        return None  # DRF says whether the field may be null
     if isinstance(field, serializers.ChoiceField) and not isinstance(field, serializers.MultipleChoiceField):
         types = tuple({type(choice) for choice in field.choices}) or (str,)
-        return None if isinstance(value, types) and not isinstance(value, bool) else "Must be one of the choices."
+        if isinstance(value, types) and not isinstance(value, bool):
+            return None
+        return f"Must be one of: {', '.join(map(str, field.choices))}."
     for classes, types, words in JSON_TYPES:
         if not isinstance(field, classes):
             continue

@@ -7,6 +7,7 @@ per view, so that a new endpoint is documented the same way."""
 import inspect
 
 from django import forms
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import models
 from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import AutoSchema
@@ -18,6 +19,7 @@ from .api import body_limit
 from .pagination import BoundedCursorPagination
 
 INT32_MAX = 2**31 - 1
+NO_NUL = "^[^\\u0000]*$"  # Django's text fields refuse NUL characters (PostgreSQL cannot store them)
 MESSAGES = {"type": "array", "items": {"type": "string"}}
 SCHEMAS = {
     "Error": {
@@ -100,7 +102,13 @@ def form_field_bounds(field: forms.Field) -> dict:
         bounds.update({k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None})
     if getattr(field, "max_length", None):
         bounds["maxLength"] = field.max_length
+    if _refuses_nul(field):
+        bounds["pattern"] = NO_NUL
     return bounds
+
+
+def _refuses_nul(field) -> bool:
+    return any(isinstance(validator, ProhibitNullCharactersValidator) for validator in field.validators)
 
 
 class BoundedFilterExtension(DjangoFilterExtension):
@@ -174,6 +182,11 @@ class ApiSchema(AutoSchema):
         if schema.get("type") == "array" and getattr(field, "allow_empty", True) is False:
             schema.setdefault("minItems", 1)
         return schema
+
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        if schema.get("type") == "string" and "pattern" not in schema and _refuses_nul(field):
+            schema["pattern"] = NO_NUL
 
     def get_description(self):
         """The action's docstring, else the view's own: not one inherited from a mixin, which says
