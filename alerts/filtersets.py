@@ -3,7 +3,7 @@
 import django_filters
 from django.db.models import Q
 
-from dms_admin.filters import IdFilter, StrictFilterSet, TrueFalseFilter
+from dms_admin.filters import IdFilter, StrictFilterSet, TrueFalseFilter, UtcDateTimeFilter
 
 from .choices import DeliveryStatus, EventType, Severity
 from .models import Delivery, Event, NotificationRule
@@ -17,8 +17,8 @@ class EventFilterSet(StrictFilterSet):
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, distinct=False)
     cluster = IdFilter(field_name="cluster_id")
     server = IdFilter(field_name="server_id")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
     acknowledged = TrueFalseFilter(method="filter_acknowledged")
     q = django_filters.CharFilter(method="filter_text", label="Text in the message")
 

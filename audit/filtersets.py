@@ -2,7 +2,7 @@
 
 import django_filters
 
-from dms_admin.filters import IdFilter, StrictFilterSet
+from dms_admin.filters import IdFilter, StrictFilterSet, UtcDateTimeFilter
 
 from .models import Action, AuditEntry, Source
 
@@ -13,8 +13,8 @@ class AuditEntryFilterSet(StrictFilterSet):
     source = django_filters.MultipleChoiceFilter(choices=Source.choices, distinct=False)
     object_type = django_filters.CharFilter(max_length=50)
     object_id = IdFilter()
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEntry

@@ -2,15 +2,18 @@
 parameter, so that the API does what its schema says (dms_admin/schema.py reads the bounds from
 these fields). django-filter quietly ignored `?role=`, `?maintenance=maybe` and `?cluster=2.5`,
 and refused an unknown id with "Select a valid choice": here an empty value for anything but
-text is refused, yes/no takes `true` or `false`, and a related object is filtered by its id, an
-id nobody has matching nothing. The pages drop empty values before filtering (a form's "All")."""
+text is refused, yes/no takes `true` or `false`, a related object is filtered by its id (an id
+nobody has matches nothing), and a time takes any RFC 3339 offset. The pages drop empty values
+before filtering (a form's "All")."""
 
 import re
+from datetime import UTC, datetime
 
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db import models
+from django_filters.fields import IsoDateTimeField
 
 ID_MAX = 2**63 - 1  # ids are bigints: a larger number is refused, not sent to the database
 EMPTY = "Give a value, or leave the parameter out."
@@ -42,6 +45,19 @@ class TrueFalseField(forms.Field):
         raise ValidationError("Must be true or false.", code="invalid")
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """The instant in UTC: PostgreSQL refuses offsets past ±15:59 that RFC 3339 allows (+18:03)."""
+
+    def to_python(self, value):
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # within a day of year 1 or 9999: the first or last instant there is
+            return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
 class IdFilter(django_filters.NumberFilter):
     """An object's id, from 1 to the largest bigint."""
 
@@ -55,6 +71,10 @@ class IdFilter(django_filters.NumberFilter):
 
 class TrueFalseFilter(django_filters.BooleanFilter):
     field_class = TrueFalseField
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
 
 
 class RefusesEmptyValues(forms.Form):
@@ -77,6 +97,7 @@ class StrictFilterSet(django_filters.FilterSet):
         models.ForeignKey: {"filter_class": IdFilter},
         models.OneToOneField: {"filter_class": IdFilter},
         models.BooleanField: {"filter_class": TrueFalseFilter},
+        models.DateTimeField: {"filter_class": UtcDateTimeFilter},
     }
 
     def get_form_class(self):
