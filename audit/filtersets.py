@@ -2,19 +2,19 @@
 
 import django_filters
 
+from dms_admin.filters import IdFilter, StrictFilterSet, UtcDateTimeFilter
+
 from .models import Action, AuditEntry, Source
 
-MAX_ID = 2**63 - 1
 
-
-class AuditEntryFilterSet(django_filters.FilterSet):
+class AuditEntryFilterSet(StrictFilterSet):
     user = django_filters.CharFilter(field_name="username", label="User name")
     action = django_filters.MultipleChoiceFilter(choices=Action.choices, distinct=False)
     source = django_filters.MultipleChoiceFilter(choices=Source.choices, distinct=False)
     object_type = django_filters.CharFilter(max_length=50)
-    object_id = django_filters.NumberFilter(min_value=1, max_value=MAX_ID)
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    object_id = IdFilter()
+    since = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AuditEntry

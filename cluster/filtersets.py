@@ -1,11 +1,13 @@
 import django_filters
 from django.db.models import Q
 
+from dms_admin.filters import StrictFilterSet
+
 from .choices import FailoverCause
 from .models import Cluster, Deployment, Incident, ReplicationJob, Server
 
 
-class ServerFilterSet(django_filters.FilterSet):
+class ServerFilterSet(StrictFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -13,7 +15,7 @@ class ServerFilterSet(django_filters.FilterSet):
         fields = ["name", "application", "platform", "part_number", "role", "state"]
 
 
-class ClusterFilterSet(django_filters.FilterSet):
+class ClusterFilterSet(StrictFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -21,7 +23,7 @@ class ClusterFilterSet(django_filters.FilterSet):
         fields = ["name", "application", "deployment", "state", "maintenance", "active"]
 
 
-class DeploymentFilterSet(django_filters.FilterSet):
+class DeploymentFilterSet(StrictFilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -29,13 +31,13 @@ class DeploymentFilterSet(django_filters.FilterSet):
         fields = ["name", "kind"]
 
 
-class ReplicationJobFilterSet(django_filters.FilterSet):
+class ReplicationJobFilterSet(StrictFilterSet):
     class Meta:
         model = ReplicationJob
         fields = ["cluster", "kind", "state"]
 
 
-class IncidentFilterSet(django_filters.FilterSet):
+class IncidentFilterSet(StrictFilterSet):
     cause = django_filters.ChoiceFilter(choices=FailoverCause.choices)
     open = django_filters.BooleanFilter(field_name="closed_at", lookup_expr="isnull", label="Still open")
     since = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")

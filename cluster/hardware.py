@@ -18,6 +18,42 @@ EXAMPLE = {
 }
 
 
+def _text(longest: int) -> dict:
+    return {"type": "string", "minLength": 1, "maxLength": longest}
+
+
+def _positive(largest: float | None = None) -> dict:
+    schema = {"type": "number", "minimum": 0, "exclusiveMinimum": True}
+    return {**schema, "maximum": largest} if largest is not None else schema
+
+
+# The same rules as hardware_errors() below, as the OpenAPI (3.0) schema of the API's `hardware`.
+JSON_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "cpu_model": _text(200),
+        "cpu_count": {"type": "integer", "minimum": 1, "maximum": 1024},
+        "memory_gb": _positive(1_048_576),
+        "disks": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 256,
+            "items": {
+                "type": "object",
+                "properties": {"size_gb": _positive(), "kind": _text(40)},
+                "required": list(DISK_FIELDS),
+                "additionalProperties": False,
+            },
+        },
+        "raid_level": _text(40),
+        "nic_count": {"type": "integer", "minimum": 1, "maximum": 64},
+    },
+    "required": list(FIELDS),
+    "additionalProperties": False,
+    "example": EXAMPLE,
+}
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

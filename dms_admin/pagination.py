@@ -1,9 +1,13 @@
 """Pagination of every API list: a page is at most MAX_PAGE rows, and a page size or offset that is
 not a number in range is refused with 400 naming the parameter (DRF quietly used its default, and
-took any size), so a client learns of its mistake and no request makes the server build a huge page."""
+took any size), so a client learns of its mistake and no request makes the server build a huge page.
+A cursor is opaque: one this list did not give out answers 404, as DRF's does."""
 
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination, LimitOffsetPagination
+
+from .filters import whole_number
 
 MAX_PAGE = 500
 BIGINT_MAX = 2**63 - 1  # an offset past this is out of range for the database
@@ -13,10 +17,9 @@ def _parameter(request, name: str, default: int | None, minimum: int, maximum: i
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise serializers.ValidationError({name: [f"“{raw[:40]}” is not a whole number."]}) from None
+    value = whole_number(raw)
+    if value is None:
+        raise serializers.ValidationError({name: [f"“{raw[:40]}” is not a whole number."]})
     if not minimum <= value <= maximum:
         raise serializers.ValidationError({name: [f"Must be from {minimum} to {maximum}."]})
     return value
@@ -51,6 +54,14 @@ class BoundedCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE
+
+    def decode_cursor(self, request):
+        """DRF checks the offset and direction but not the position, which the query then compares
+        with ids: a cursor crafted with a position that is not a number was a 500."""
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None and whole_number(cursor.position) is None:
+            raise NotFound(self.invalid_cursor_message)
+        return cursor
 
     def get_page_size(self, request):
         return _parameter(request, self.page_size_query_param, self.page_size, 1, self.max_page_size)

@@ -32,6 +32,10 @@ router.register("notification-rules", NotificationRuleViewSet)
 router.register("deliveries", DeliveryViewSet)
 router.register("audit", AuditEntryViewSet)
 
+handler400 = "dms_admin.api.bad_request"
+handler404 = "dms_admin.api.not_found"
+handler500 = "dms_admin.api.server_error"
+
 urlpatterns = [
     path("api/v1/health/", health, name="health"),
     path("go/<str:name>/", go, name="go"),

@@ -1,21 +1,21 @@
-import django_filters
+from dms_admin.filters import StrictFilterSet
 
 from .models import License, PartNumber, SoftwareModule
 
 
-class LicenseFilterSet(django_filters.FilterSet):
+class LicenseFilterSet(StrictFilterSet):
     class Meta:
         model = License
         fields = ["server", "source", "name"]
 
 
-class SoftwareModuleFilterSet(django_filters.FilterSet):
+class SoftwareModuleFilterSet(StrictFilterSet):
     class Meta:
         model = SoftwareModule
         fields = ["server", "source", "name"]
 
 
-class PartNumberFilterSet(django_filters.FilterSet):
+class PartNumberFilterSet(StrictFilterSet):
     class Meta:
         model = PartNumber
         fields = ["application", "platform"]

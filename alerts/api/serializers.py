@@ -52,7 +52,10 @@ class NotificationRuleSerializer(FullCleanSerializer):
     """Secrets (community, auth_key, priv_key) are write-only: answers say only whether one is set,
     and an update that leaves one out or blank keeps the stored value."""
 
-    event_types = EventTypesField(required=False)
+    # Left out: every failure and recovery (the model's defaults); an empty list would send nothing.
+    event_types = EventTypesField(
+        required=False, allow_empty=False, error_messages={"empty": "Choose at least one event type."}
+    )
     recipients = serializers.ListField(child=serializers.CharField(max_length=254), required=False)
     community_set = serializers.SerializerMethodField()
     auth_key_set = serializers.SerializerMethodField()

@@ -3,15 +3,24 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from dms_admin.api import FullCleanSerializer
+from dms_admin.json_types import JsonTypesMixin
 from dms_admin.moments import iso
 
 from ..choices import INCIDENT_STATES, StepKind
+from ..hardware import JSON_SCHEMA
 from ..models import Cluster, Deployment, Incident, ReplicationJob, Server
 from ..replication import DELETIONS_PAUSED
 from ..story import Story, outage_of
 
 
+@extend_schema_field(JSON_SCHEMA)
+class HardwareField(serializers.JSONField):
+    """Checked by the model (cluster/hardware.py), which the schema describes."""
+
+
 class ServerSerializer(FullCleanSerializer):
+    hardware = HardwareField()
+
     class Meta:
         model = Server
         fields = [
@@ -43,7 +52,7 @@ class ServerSerializer(FullCleanSerializer):
         return super().validate(attrs)
 
 
-class MaintenanceSerializer(serializers.Serializer):
+class MaintenanceSerializer(JsonTypesMixin, serializers.Serializer):
     maintenance = serializers.BooleanField()
 
 
