@@ -1,7 +1,7 @@
 import django_filters
 from django.db.models import Q
 
-from dms_admin.filters import StrictFilterSet
+from dms_admin.filters import IdFilter, StrictFilterSet, TrueFalseFilter, UtcDateTimeFilter
 
 from .choices import FailoverCause
 from .models import Cluster, Deployment, Incident, ReplicationJob, Server
@@ -39,12 +39,10 @@ class ReplicationJobFilterSet(StrictFilterSet):
 
 class IncidentFilterSet(StrictFilterSet):
     cause = django_filters.ChoiceFilter(choices=FailoverCause.choices)
-    open = django_filters.BooleanFilter(field_name="closed_at", lookup_expr="isnull", label="Still open")
-    since = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="opened_at", lookup_expr="lte")
-    event = django_filters.NumberFilter(
-        method="of_event", label="The incident an event belongs to (its failure, failover or recovery)"
-    )
+    open = TrueFalseFilter(field_name="closed_at", lookup_expr="isnull", label="Still open")
+    since = UtcDateTimeFilter(field_name="opened_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="opened_at", lookup_expr="lte")
+    event = IdFilter(method="of_event", label="The incident an event belongs to (its failure, failover or recovery)")
 
     class Meta:
         model = Incident

@@ -149,7 +149,7 @@ def test_a_json_value_of_the_wrong_type_is_refused_naming_the_field(admin_api, p
     assert "must be" in " ".join(response.json()[field]).lower(), response.json()
 
 
-def test_json_null_and_numbers_for_floats_are_taken_where_the_schema_allows(admin_api, part_catalog):
+def test_json_null_and_numbers_for_floats_are_taken_where_the_schema_allows(admin_api):
     cluster = ClusterFactory()
 
     response = admin_api.patch(f"/api/v1/clusters/{cluster.pk}/", {"lease_s": None, "heartbeat_interval": 2})
@@ -191,7 +191,7 @@ def test_the_hardware_schema_says_what_the_check_accepts(hardware):
     assert jsonschema.Draft4Validator(JSON_SCHEMA).is_valid(hardware) == (hardware_errors(hardware) == [])
 
 
-def test_a_server_with_schema_valid_hardware_is_stored(admin_api, part_catalog):
+def test_a_server_with_schema_valid_hardware_is_stored(admin_api):
     server = ServerFactory()
     hardware = {**EXAMPLE, "disks": [{"size_gb": 0.5, "kind": "ssd"}], "cpu_count": 1024}
 

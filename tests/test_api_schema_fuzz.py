@@ -89,7 +89,7 @@ def run(schema) -> tuple[Counter, Counter, list[str]]:
 
 
 @pytest.fixture
-def api_schema(part_catalog):
+def api_schema(transactional_db):
     admin = UserFactory(username="fuzz-admin", role="admin")
     cluster = ClusterFactory()
     EventFactory(cluster=cluster, server=cluster.primary)
