@@ -104,13 +104,24 @@ def _status_text(cluster: dict, servers: dict, events: list[dict]) -> str:
         "",
         output.table(
             ["SLOT", "SERVER", "ROLE", "STATE", "LAST HEARTBEAT"],
-            [[slot, s["name"], s["role"], s["state"], output.age(s["heartbeat_age_s"])] for slot, s in servers.items()],
+            [
+                [slot, s["name"], _shown_role(slot, s, cluster), s["state"], output.age(s["heartbeat_age_s"])]
+                for slot, s in servers.items()
+            ],
         ),
         "",
         "Last failover and incident events:",
         _events_table(list(reversed(events))) if events else "  none",
     ]
     return "\n".join(lines)
+
+
+def _shown_role(slot: str, server: dict, cluster: dict) -> str:
+    """As the pages say it (cluster/display.py): after a failover the old primary's agent last said
+    "primary"; in the secondary slot it is the former primary, which no grant reaches."""
+    if server["role"] == "primary" and slot != "primary":
+        return f"former primary, fenced at epoch {cluster['epoch']}"
+    return server["role"]
 
 
 def _events_table(events: list[dict]) -> str:

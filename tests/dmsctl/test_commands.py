@@ -109,6 +109,22 @@ def test_status_shows_roles_epoch_timing_heartbeat_ages_lag_and_the_last_inciden
     assert [e["id"] for e in scripted["events"]][-1] == failed.pk
 
 
+def test_status_shows_a_former_primary_never_a_second_primary(dmsctl):
+    cluster = healthy_cluster("failed-over")
+    Cluster.objects.filter(pk=cluster.pk).update(epoch=4, state="degraded")
+    cluster.secondary.role = "primary"  # its agent's last word before it went silent
+    cluster.secondary.save(update_fields=["role"])
+
+    out = dmsctl("status", "failed-over").stdout
+
+    secondary = next(line for line in out.splitlines() if line.startswith("secondary "))
+    assert "former primary, fenced at epoch 4" in secondary, out
+    assert (
+        sum(line.split()[2] == "primary" for line in out.splitlines() if line.startswith(("primary ", "secondary ")))
+        == 1
+    )
+
+
 def test_maintenance_on_and_off_is_audited_as_dmsctl(dmsctl):
     cluster = healthy_cluster()
 
