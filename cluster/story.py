@@ -599,14 +599,30 @@ def _outage_after_silence(incident, steps, names: Names, end: datetime, end_basi
         return None
     start, whom = max(heard, key=lambda pair: pair[0])
     basis = f"{names.old} last answered a heartbeat (to {whom}), the last moment it is known to have served"
+    note = _after_its_last_answer(evidence, steps, names.old, start, end)
+    return _outage(start, end, "at_most", basis, end_basis, note)
+
+
+def _after_its_last_answer(evidence: dict, steps, old: str, start: datetime, end: datetime) -> str:
+    """How much shorter the outage may have been: a crashed primary stopped before the first slot it
+    missed; one cut off from the network served until its lease ran out."""
+    notes = []
+    missed = _at(evidence.get("first_missed_slot_at"))
+    if missed is not None and start < missed < end:
+        notes.append(
+            f"if it crashed, it stopped before the heartbeat of {clock(missed)}, which it missed, and the outage "
+            f"was at least {seconds((end - missed).total_seconds())}"
+        )
     wait = next((s for s in steps if s.kind == StepKind.WAIT and s.facts.get("lease_deadline_at")), None)
     lease_end = _at(wait.facts["lease_deadline_at"]) if wait else None
-    note = f"{names.old} may have served on after its last answer, until it stopped"
     if lease_end is not None:
-        note += f", at the latest when its lease ran out at {clock(lease_end)}"
+        cut = f"if it was only cut off, it served until its lease ran out at {clock(lease_end)} at the latest"
         if lease_end < end:
-            note += f" (if so, the outage was {seconds((end - lease_end).total_seconds())})"
-    return _outage(start, end, "at_most", basis, end_basis, note + ".")
+            cut += f", and the outage was {seconds((end - lease_end).total_seconds())}"
+        notes.append(cut)
+    if not notes:
+        return ""
+    return f"{old} may have served on after its last answer: " + "; ".join(notes) + "."
 
 
 def _outage(start: datetime, end: datetime, bound: str, start_basis: str, end_basis: str, note: str) -> Outage:

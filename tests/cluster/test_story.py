@@ -209,7 +209,10 @@ def test_the_outage_runs_from_the_last_moment_the_old_primary_served_to_the_new_
     assert story.outage.start == at(1.0) and story.outage.end == at(6.08)
     assert "dmm-a last answered a heartbeat (to dmm-b)" in story.outage.derivation
     assert "acknowledged its promotion" in story.outage.derivation
-    assert "when its lease ran out at" in story.outage.derivation
+    assert "if it crashed, it stopped before the heartbeat of" in story.outage.derivation
+    assert "which it missed, and the outage was at least 4.08 s" in story.outage.derivation
+    assert "if it was only cut off, it served until its lease ran out at" in story.outage.derivation
+    assert "and the outage was 1.23 s" in story.outage.derivation
     assert "users were without service for at most 5.08 s" in story.summary
     assert "Healthy again at" in story.summary and "50 s after the first sign" in story.summary
 
