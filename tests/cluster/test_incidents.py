@@ -241,7 +241,10 @@ def test_the_api_refuses_outsiders_and_bad_filters(anonymous_api, outsider_api, 
     assert viewer_api.get("/api/v1/incidents/not-a-uuid/").status_code == 404
     assert viewer_api.get("/api/v1/incidents/", {"event": "x"}).status_code == 400
     assert viewer_api.get("/api/v1/incidents/", {"cause": "gremlins"}).status_code == 400
+    assert viewer_api.get("/api/v1/incidents/", {"open": "null"}).status_code == 400
+    assert viewer_api.get("/api/v1/incidents/", {"since": "yesterday"}).status_code == 400
     assert viewer_api.get("/api/v1/incidents/", {"open": "true"}).json()["count"] == 0
+    assert viewer_api.get("/api/v1/incidents/", {"open": "false"}).json()["count"] == 1
 
 
 def test_the_list_and_the_cluster_page_cost_the_same_queries_for_1_and_20_incidents(viewer_api, viewer_user, db):
