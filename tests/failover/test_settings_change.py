@@ -11,6 +11,9 @@ import time
 import pytest
 from rest_framework.test import APIClient
 
+from cluster.choices import Role
+from cluster.commands import RoleCommand, send_role
+from cluster.models import Cluster
 from dms_admin.redis import redis_client
 from tests.factories import UserFactory
 from tests.support.agents import wait_until
@@ -107,3 +110,17 @@ def test_a_longer_interval_still_counts_misses_and_fails_over(make_cluster, admi
     assert cluster.primary.name == under_test.secondary_agent.name
     under_test.secondary_agent.wait_primary_status(200, timeout=5)
     under_test.assert_never_two_primaries()
+
+
+def test_a_role_command_carries_the_timing_of_the_database_not_of_a_stale_row(make_cluster):
+    # Two settings pushes racing (2 s -> 1 s -> 2 s): the task holding the older row allocated the
+    # later seq, and the agents kept that seq's older settings. A command now reads its timing after
+    # its seq is allocated.
+    under_test = make_cluster("stale-row")
+    stale = Cluster.objects.select_related("primary", "secondary").get(pk=under_test.cluster.pk)
+    Cluster.objects.filter(pk=stale.pk).update(heartbeat_interval=1.0)  # saved after `stale` was read
+
+    answer = send_role(stale, stale.secondary, RoleCommand(Role.SECONDARY, stale.epoch, peer=stale.primary))
+
+    assert answer.ok, answer
+    assert _held_lease(under_test.secondary_agent) == 2.0  # the database's 1 s interval, not the row's 2 s
