@@ -141,14 +141,24 @@ def django_db_setup(django_db_setup, django_db_blocker):
 def restore_seeded_data() -> None:
     """Put back SEEDED, before the flush's post_migrate handlers would make content types and
     permissions anew under other ids."""
+    from django.contrib.auth.models import Group
     from django.core import serializers
     from django.db import transaction
 
     if SEEDED is None:
         return
-    with transaction.atomic():
-        for row in serializers.deserialize("json", SEEDED):
-            row.save()
+    rows = list(serializers.deserialize("json", SEEDED))
+    models = {}  # in SEED_MODELS order: what a row refers to comes first
+    for row in rows:
+        models.setdefault(type(row.object), []).append(row.object)
+    through = Group.permissions.through
+    granted = [
+        through(group_id=row.object.pk, permission_id=pk) for row in rows for pk in row.m2m_data.get("permissions", [])
+    ]
+    with transaction.atomic():  # a few statements, not one per row: this runs after every flush
+        for model, objects in models.items():
+            model.objects.bulk_create(objects, ignore_conflicts=True)
+        through.objects.bulk_create(granted, ignore_conflicts=True)
 
 
 PRIVATE_REDIS = None
