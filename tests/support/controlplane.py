@@ -99,15 +99,21 @@ def notification_sinks() -> Sinks:
     return Sinks(SMTP_SINK, SNMPTRAPD)
 
 
+def _started_control_plane(request) -> dict | None:
+    """The session's control plane processes if a test before this one started them, else None
+    (without starting them)."""
+    for fixturedef in request._fixturemanager.getfixturedefs("control_plane", request.node) or []:
+        cached = fixturedef.cached_result
+        if cached is not None and cached[2] is None:
+            return cached[0]
+    return None
+
+
 @pytest.fixture
 def control_plane_paused(request):
     """Pause the session's control plane, if a test before this one started it, for tests whose
     cluster rows must not be configured, probed or replicated by it (SIGSTOP, SIGCONT after)."""
-    processes = []
-    for fixturedef in request._fixturemanager.getfixturedefs("control_plane", request.node) or []:
-        cached = fixturedef.cached_result
-        if cached is not None and cached[2] is None:
-            processes = list(cached[0].values())
+    processes = list((_started_control_plane(request) or {}).values())
     for process in processes:
         process.signal(signal.SIGSTOP)
     yield
@@ -120,11 +126,7 @@ def control_plane_default_stopped(request):
     """Stop the `default` worker of the session's control plane, if a test before this module started
     it, for a module that runs its own worker on that queue; start it again after. (SIGSTOP is not
     enough: a stopped worker's pending BRPOP still takes the next message.)"""
-    processes = None
-    for fixturedef in request._fixturemanager.getfixturedefs("control_plane", request.node) or []:
-        cached = fixturedef.cached_result
-        if cached is not None and cached[2] is None:
-            processes = cached[0]
+    processes = _started_control_plane(request)
     if processes is not None:
         processes["default"].kill()
     yield
