@@ -9,7 +9,7 @@ from typing import Any
 
 from dms_admin.moments import from_unix, seconds, stamp
 
-# Labels of the keys events carry (cluster/heartbeat.py, cluster/failover.py, cluster/replication.py);
+# Labels of the keys events carry (cluster/heartbeat/evaluate.py, cluster/failover.py, cluster/replication.py);
 # any other key is labelled from its name.
 LABELS = {
     "cause": "Cause",

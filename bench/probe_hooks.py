@@ -2,7 +2,7 @@
 
 It changes no behaviour: it wraps `cluster.metrics.record_probes` to keep every probe latency (a
 Redis list, for exact percentiles; the product's histogram has coarse buckets) and
-`cluster.tasks.evaluate_counted` to count the grants the primaries refused (e.g. sent_at older than
+`cluster.heartbeat.batch.evaluate_counted` to count the grants the primaries refused (e.g. sent_at older than
 max_grant_delay when they arrive), and times each task with Celery's signals.
 """
 
@@ -15,14 +15,15 @@ import time
 
 from celery.signals import task_postrun, task_prerun, worker_process_shutdown
 
-from cluster import metrics, tasks
+from cluster import metrics
+from cluster.heartbeat import batch
 from dms_admin.redis import redis_client
 
 LATENCIES = "bench:hb:lat"
 STATS = "bench:hb"
 
 _record_probes = metrics.record_probes
-_evaluate_counted = tasks.evaluate_counted
+_evaluate_counted = batch.evaluate_counted
 _started: dict[str, tuple[float, float]] = {}
 # BENCH_PROFILE=FILE: the worker's tasks of the measured seconds (while bench/heartbeat.py holds
 # PROFILING in Redis) run under cProfile, the stats written to FILE at shutdown.
@@ -90,4 +91,4 @@ def _write_profile(**_):
 
 
 metrics.record_probes = record_probes
-tasks.evaluate_counted = evaluate_counted
+batch.evaluate_counted = evaluate_counted

@@ -33,9 +33,10 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     prepare()
-    from cluster.heartbeat_state import HeartbeatState
+    from cluster.heartbeat.batch import BATCH
+    from cluster.heartbeat.state import HeartbeatState
     from cluster.models import Cluster
-    from cluster.tasks import BATCH, probe_batch
+    from cluster.tasks import probe_batch
 
     logs = log_dir("bench-profile")
     try:

@@ -62,7 +62,7 @@ def check_url(url: str) -> None:
 
 class AgentClient:
     """Role commands, failover steps, replication and switchover calls (heartbeat probes go through
-    `cluster.probe_client.ProbeClient`)."""
+    `cluster.heartbeat.high_rate_client.ProbeClient`)."""
 
     def __init__(self, *, connection_limit: int = 1000):
         connector = aiohttp.TCPConnector(limit=connection_limit, ssl=ssl_context(), force_close=False)

@@ -30,9 +30,9 @@ from . import failover_rules as rules
 from . import metrics
 from .choices import ClusterState, FailoverStep, IncidentOutcome, Role, ServerState, StepKind
 from .commands import RoleCommand, probe, send_role
-from .heartbeat_state import PREFIX, HeartbeatState
+from .heartbeat.incidents import Incidents
+from .heartbeat.state import PREFIX, HeartbeatState
 from .incident_log import IncidentLog, new_incident_id
-from .incidents import Incidents
 from .models import Cluster, Server
 
 log = logging.getLogger(__name__)

@@ -26,8 +26,8 @@ from .agent_client import call_once
 from .choices import ClusterState, Role
 from .commands import allocate_seq
 from .hardware import differing_fields
-from .heartbeat_state import HeartbeatState
-from .incidents import Incidents
+from .heartbeat.incidents import Incidents
+from .heartbeat.state import HeartbeatState
 from .models import Cluster, ReplicationJob, Server
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ long locks.
 
 How long each is kept is a setting (`RETENTION_*_DAYS`; 0 keeps it for ever; incidents go with the
 events). What is still in use is never deleted, however old: a failure event whose recovery has not
-come (the open incidents are rebuilt from the events after a Redis restart, cluster/incidents.py), an
+come (the open incidents are rebuilt from the events after a Redis restart, cluster/heartbeat/incidents.py), an
 event with a delivery still pending or sending, a failover incident still open, a delivery still
 pending or sending, a running replication job, and each cluster's newest job (its page and list show
 the last replication).

@@ -36,7 +36,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from cluster.heartbeat_state import fence_key
+from cluster.heartbeat.state import fence_key
 from tests.support.agents import free_port
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import pytest
 from cluster import failover_rules as rules
 from cluster.choices import FailoverStep
 from cluster.failover import STEPS, claim_seconds, disagreement, later_step
-from cluster.heartbeat import skew_blame
+from cluster.failover_rules import skew_blame
 
 LIMIT = 0.05  # max_clock_skew 0.1 s / 2
 

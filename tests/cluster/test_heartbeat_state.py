@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from cluster.heartbeat_state import SlotEntry
+from cluster.heartbeat.state import SlotEntry
 from tests.support.heartbeat_state import state_without
 
 CLUSTER, SERVER, PEER = 990_001, 990_002, 990_003
@@ -15,8 +15,8 @@ LOOP = asyncio.new_event_loop()  # one loop for the module: its Redis client sta
 
 def count(state, slot: int, slot_time: float, answered: bool):
     """SERVER's count for one slot, through the batch evaluation the heartbeat worker uses."""
-    entry = SlotEntry(SERVER, answered, PEER, True, slot, slot_time, [])
-    return LOOP.run_until_complete(state.aevaluate_slots([entry]))[0].primary
+    entry = SlotEntry(CLUSTER, SERVER, answered, PEER, True, slot_time)
+    return LOOP.run_until_complete(state.acount_slots([entry]))[0].primary
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """A heartbeat batch counts its answers in Redis a chunk at a time while the rest are in flight
-(cluster.tasks.CountedChunks), on the real test Redis: every answer is counted and evaluated once,
+(cluster.heartbeat.batch.CountedChunks), on the real test Redis: every answer is counted and evaluated once,
 and a batch whose probing fails stops with that error instead of leaving the heartbeat worker
 waiting for answers that never come."""
 
@@ -8,8 +8,9 @@ import asyncio
 import pytest
 
 from cluster.agent_client import AgentAnswer
-from cluster.probe import ClusterView, ServerProbe, ServerView, SlotProbe
-from cluster.tasks import CountedChunks
+from cluster.heartbeat.batch import CountedChunks
+from cluster.heartbeat.probe import ServerProbe, SlotProbe
+from cluster.heartbeat.snapshot import ClusterView, ServerView
 from tests.support.heartbeat_state import state_without
 
 FIRST_ID = 991_000  # clusters 991000…, servers 992000… (apart from the other tests' keys)

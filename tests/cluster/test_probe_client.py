@@ -1,5 +1,5 @@
 """The heartbeat worker's HTTP client against real servers on loopback: what a probe gets back for
-each way an agent can answer, or not (cluster/probe_client.py)."""
+each way an agent can answer, or not (cluster/heartbeat/high_rate_client.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import uvloop
 from aiohttp import web
 
-from cluster.probe_client import ProbeClient
+from cluster.heartbeat.high_rate_client import ProbeClient
 
 
 def run(coroutine):

@@ -8,7 +8,7 @@ import shutil
 import pytest
 import redis
 
-from cluster.heartbeat_state import HeartbeatState, fence_key
+from cluster.heartbeat.state import HeartbeatState, fence_key
 from tests.support.agents import free_port
 from tests.support.redis_server import PrivateRedis
 

@@ -3,7 +3,7 @@ readings; a skewed primary is failed over rather than left as an outage."""
 
 import pytest
 
-from cluster.heartbeat import SKEW_READINGS
+from cluster.heartbeat.evaluate import SKEW_READINGS
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from cluster.heartbeat_state import HeartbeatState
+from cluster.heartbeat.state import HeartbeatState
 from cluster.models import Cluster
 from dms_admin.redis import redis_client
 from tests.support.agents import wait_until

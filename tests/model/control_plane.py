@@ -1,5 +1,5 @@
 """The control plane's processes as generators over the model's row and Redis, mirroring
-cluster/probe.py + cluster/heartbeat.py (a slot), cluster/failover.py (a failover worker) and
+cluster/heartbeat/ (a slot: probe.py, evaluate.py, apply.py), cluster/failover.py (a failover worker) and
 cluster/tasks.py (push_settings, reconcile_secondary). Every decision is a call to
 `cluster.failover_rules`; what is left here is the plumbing: which I/O happens in which order.
 
@@ -101,8 +101,8 @@ def current_slot(world: World) -> int:
 
 
 def heartbeat_slot(world: World, slot: int, slot_time: float):
-    """probe.probe_slot then heartbeat.SlotEvaluator, for one cluster and one slot."""
-    view = replace(world.row)  # load_views: the row as the batch read it
+    """heartbeat.probe.probe_slot then heartbeat.evaluate.SlotEvaluator, for one cluster and one slot."""
+    view = replace(world.row)  # snapshot.load_views: the row as the batch read it
     redis = world.redis
     skewed = set(redis.skewed)
     may = rules.may_grant(view.epoch, view.grant_fence_epoch, view.primary in skewed)
@@ -128,7 +128,7 @@ def heartbeat_slot(world: World, slot: int, slot_time: float):
     elif reason.startswith("stopped") and primary.answered:
         redis.grant["stopped"] = False
     yield None
-    # Counting (HeartbeatState.aevaluate_slots), then the evaluation (SlotEvaluator).
+    # Counting (HeartbeatState.acount_slots), then the evaluation (SlotEvaluator).
     p_count = redis.count(view.primary, slot, slot_time, primary.answered)
     redis.count(view.secondary, slot, slot_time, secondary.answered)
     if p_count is None:
@@ -177,7 +177,7 @@ def heartbeat_slot(world: World, slot: int, slot_time: float):
 
 
 def request_failover(world: World, view, cause: str) -> bool:
-    """heartbeat.request_failover: the write-ahead request, a conditional UPDATE."""
+    """heartbeat.apply.SlotWriter.request_failover: the write-ahead request, a conditional UPDATE."""
     row = world.row
     if not rules.may_request(view.maintenance, True, False):
         return False

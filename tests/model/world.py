@@ -155,7 +155,7 @@ class Row:
 
 @dataclass
 class Redis:
-    """The keys the protocol keeps in Redis, and the scripts it runs on them (heartbeat_state.py)."""
+    """The keys the protocol keeps in Redis, and the scripts it runs on them (cluster/heartbeat/state.py)."""
 
     run_id: int
     fence: dict | None = None  # {"epoch", "loaded_at"}

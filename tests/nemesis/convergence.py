@@ -18,7 +18,7 @@ from django.db import close_old_connections
 from agent.storage import read_json
 from alerts.choices import RECOVERY_OF
 from alerts.models import Event
-from cluster.heartbeat_state import HeartbeatState
+from cluster.heartbeat.state import HeartbeatState
 from cluster.models import Cluster
 from tests.nemesis.history import History
 from tests.nemesis.processes import AGENT_PORT, Agent

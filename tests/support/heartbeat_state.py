@@ -1,6 +1,6 @@
 """The heartbeat's Redis state for tests that use ids of their own (apart from the other tests')."""
 
-from cluster.heartbeat_state import HeartbeatState
+from cluster.heartbeat.state import HeartbeatState
 from dms_admin.redis import redis_client
 
 

@@ -12,82 +12,11 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from . import failover_rules as rules
-from .agent_client import AgentAnswer
-from .heartbeat_state import HeartbeatState
-from .probe_client import ProbeClient
-
-
-@dataclass(frozen=True)
-class ServerView:
-    id: int
-    name: str
-    heartbeat_url: str
-    intranet_url: str
-    token: str
-    state: str
-    role: str
-
-
-SERVER_COLUMNS = ("id", "name", "heartbeat_url", "intranet_url", "agent_token", "state", "role")
-
-
-@dataclass(frozen=True)
-class ClusterView:
-    """What a slot's probes and their evaluation read of a cluster, from the database before any
-    I/O. Plain values, not model instances: building those for every row of every slot was the
-    batch's largest cost after the probes themselves. A transition loads the rows it writes."""
-
-    id: int
-    name: str
-    epoch: int
-    grant_fence_epoch: int
-    interval: float
-    lease_s: float
-    threshold: int
-    recovery_threshold: int
-    max_clock_skew: float
-    max_grant_delay: float
-    state: str
-    maintenance: bool
-    active: bool
-    has_request: bool
-    replication_current: bool
-    primary: ServerView
-    secondary: ServerView
-
-
-def load_views(cluster_ids: list[int], interval: float) -> list[ClusterView]:
-    """The clusters of a batch still at this interval, in one query."""
-    from django.db.models import BooleanField, ExpressionWrapper, Q
-    from django.utils import timezone
-
-    from .models import Cluster, effective_lease_s, replication_current
-
-    columns = (
-        "id", "name", "epoch", "grant_fence_epoch", "heartbeat_interval", "lease_s", "missed_heartbeats_threshold",
-        "recovery_threshold", "max_clock_skew", "max_grant_delay", "state", "maintenance", "active", "has_request",
-        "last_replication_at", "needs_resync", "replication_interval",
-        *(f"{side}__{name}" for side in ("primary", "secondary") for name in SERVER_COLUMNS),
-    )  # fmt: skip
-    rows = (
-        Cluster.objects.filter(pk__in=cluster_ids, heartbeat_interval=interval)
-        .annotate(has_request=ExpressionWrapper(Q(failover_request__isnull=False), output_field=BooleanField()))
-        .values_list(*columns)
-    )
-    now = timezone.now()
-    servers = len(SERVER_COLUMNS)
-    return [
-        ClusterView(
-            *row[:5],
-            effective_lease_s(row[5], row[4]),
-            *row[6:14],
-            replication_current(*row[14:17], now),
-            ServerView(*row[17 : 17 + servers]),
-            ServerView(*row[17 + servers :]),
-        )
-        for row in rows
-    ]
+from .. import failover_rules as rules
+from ..agent_client import AgentAnswer
+from .high_rate_client import ProbeClient
+from .snapshot import ClusterView, ServerView
+from .state import HeartbeatState
 
 
 @dataclass

@@ -1,17 +1,22 @@
-"""Heartbeat state in Redis (DESIGN §4.6): counters per server, grants and fences per cluster.
+"""The heartbeat's state in Redis (DESIGN §4.6): every key the heartbeat and the failover pipeline
+share, and the scripts that change them.
 
-The database is written on transitions only; everything a probe touches on every slot lives here.
-Each multi-key decision is one Lua script, so concurrent probe tasks and failover tasks see it
-happen at once (DESIGN §4a rules 2 and 3).
+The database is written on transitions only; everything a probe touches on every slot lives here:
+counters and streaks per server, grants and fences per cluster, the open incidents, the skewed set.
+Each multi-key decision is one Lua script (`scripts/*.lua`), so concurrent probe tasks and failover
+tasks see it happen at once (DESIGN §4a rules 2 and 3). Payloads to and from the scripts are keyed
+by name.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 
+from alerts.choices import FAILURE_OF, EventType
 from dms_admin.redis import async_redis_client, redis_client
 
 PREFIX = "dms:"
@@ -31,114 +36,63 @@ def grant_key(cluster_id: int) -> str:
 
 
 def server_key(server_id: int) -> str:
+    """A server's slot counters and its skew and lease streaks."""
     return f"{PREFIX}srv:{server_id}"
 
 
 def link_key(cluster_id: int) -> str:
+    """A cluster's heartbeat-link and control-plane-clock streaks."""
     return f"{PREFIX}link:{cluster_id}"
 
 
 def open_key(server_id: int) -> str:
-    """The failures open for a server (cluster/incidents.py)."""
+    """The failures open for a server (incidents.py)."""
     return f"{PREFIX}open:{server_id}"
 
 
-# Times kept for lease waits are Redis's own clock (TIME), one clock for every control-plane host:
-# a failover worker on a host whose clock runs ahead of the heartbeat worker's would otherwise end
-# a wait early (docs/protocol.md, "Skew is blamed pairwise": control-plane hosts).
-_REDIS_NOW = """
-local t = redis.call('TIME')
-local now = string.format('%d.%06d', t[1], t[2])
-"""
+def incident_key(event_type: str, name: str = "") -> str:
+    """A failure's field in its server's open set: a recovery names the failure it ends."""
+    failure = FAILURE_OF.get(EventType(event_type), event_type)
+    return f"{failure}:{name}" if name else str(failure)
 
-# "Unless fenced for this cluster, record now" (§4a.2), for each (fence key, grant key) pair in KEYS
-# and (epoch, sent_at) pair in ARGV: `recorded_at` on Redis's clock (what a lease wait counts from),
-# `sent_at` as the grant carries it (evidence). Answers {1, ''} per pair when recorded, {0, reason}
-# when no grant may be sent.
-_RECORD_GRANTS = (
-    _REDIS_NOW
-    + """
-local function record(fence_key, grant_key, epoch, sent_at)
-  local fence = redis.call('HGET', fence_key, 'epoch')
-  if not fence then return {0, 'no fence loaded'} end
-  if tonumber(epoch) < tonumber(fence) then return {0, 'fenced at epoch ' .. fence} end
-  if redis.call('HGET', grant_key, 'stopped') == '1' then return {0, 'stopped: no answer in the last slot'} end
-  redis.call('HSET', grant_key, 'recorded_at', now, 'sent_at', sent_at, 'epoch', epoch)
-  return {1, ''}
-end
-local out = {}
-for i = 1, #KEYS / 2 do
-  local answer = record(KEYS[2 * i - 1], KEYS[2 * i], ARGV[2 * i - 1], ARGV[2 * i])
-  out[2 * i - 1], out[2 * i] = answer[1], answer[2]
-end
-return out
-"""
-)
 
-# Set the fences of KEYS to the epochs ARGV[2…] (ARGV[1] = 'force' or not). A fence put into a Redis
-# that had none (first use, or after a restart) records when, on Redis's clock: grants before that
-# moment are unknown (§4a.9). Without 'force' an existing fence is kept. Answers the epochs held.
-_SET_FENCES = (
-    _REDIS_NOW
-    + """
-local held = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'epoch', ARGV[i + 1], 'loaded_at', now)
-  elseif ARGV[1] == 'force' then
-    redis.call('HSET', key, 'epoch', ARGV[i + 1])
-  end
-  held[i] = redis.call('HGET', key, 'epoch')
-end
-return held
-"""
-)
+def reconcile_key(cluster_id: int) -> str:
+    """Held 5 s while a secondary's reconcile task is queued: one at a time."""
+    return f"{PREFIX}reconcile:{cluster_id}"
 
-# Count one heartbeat slot for a server, once: a slot whose time is at or before the last counted
-# one's is stale. By time, not by number: a slot's number is its time divided by the interval, so
-# after a longer interval every new number is lower than the last one counted.
-# Answers {counted, consecutive misses, first missed slot time, consecutive answers}.
-_COUNT_FUNCTION = """
-local function count(key, at, answered)
-  local last = tonumber(redis.call('HGET', key, 'slot_at') or '-1')
-  if tonumber(at) <= last then return {0, 0, '', 0} end
-  redis.call('HSET', key, 'slot_at', at)
-  if answered then
-    redis.call('HSET', key, 'misses', 0, 'first_miss', '', 'last_answer_at', at)
-    return {1, 0, '', redis.call('HINCRBY', key, 'answers', 1)}
-  end
-  redis.call('HSET', key, 'answers', 0)
-  local misses = redis.call('HINCRBY', key, 'misses', 1)
-  if misses == 1 then redis.call('HSET', key, 'first_miss', at) end
-  return {1, misses, redis.call('HGET', key, 'first_miss'), 0}
-end
-"""
 
-# A whole batch's steady state in one call, its entries JSON-encoded in ARGV[1] (one Redis command
-# instead of about ten per cluster: the worker's own CPU, not Redis, bounds the probes per second).
-# Per cluster: count the slot for both servers; if the primary's count is not stale, bump each
-# streak (HINCRBY the field, reset its opposite); read both servers' open incidents. Keys travel
-# inside the JSON: this needs a single Redis, not Redis Cluster (DESIGN §4.6).
-_EVALUATE_SLOTS = (
-    _COUNT_FUNCTION
-    + """
-local out = {}
-for i, e in ipairs(cjson.decode(ARGV[1])) do
-  local at = e[6]
-  local primary = count(e[1], at, e[2] == 1)
-  local secondary = count(e[3], at, e[4] == 1)
-  local streaks = {}
-  if primary[1] == 1 then
-    for j, bump in ipairs(e[7]) do
-      streaks[j] = redis.call('HINCRBY', bump[1], bump[2], 1)
-      redis.call('HSET', bump[1], bump[3], 0)
-    end
-  end
-  out[i] = {primary, secondary, streaks, redis.call('HGETALL', e[8]), redis.call('HGETALL', e[9])}
-end
-return cjson.encode(out)
-"""
-)
+def slot_group_key(interval: float, slot: int) -> str:
+    return f"{PREFIX}slotgroup:{interval}:{slot}"
+
+
+def owner_key(cluster_id: int) -> str:
+    """The failover worker that holds a cluster's claim, and its step (for tests and operators)."""
+    return f"{PREFIX}owner:{cluster_id}"
+
+
+def paused_key(cluster_id: int) -> str:
+    """A test's pause of a cluster's failover at a step (FAILOVER_TEST_PAUSES only)."""
+    return f"{PREFIX}paused:{cluster_id}"
+
+
+def _script(name: str) -> str:
+    return (Path(__file__).parent / "scripts" / f"{name}.lua").read_text()
+
+
+_REDIS_NOW = _script("redis_now")
+RECORD_GRANTS = _REDIS_NOW + _script("record_grants")
+SET_FENCES = _REDIS_NOW + _script("set_fences")
+COUNT_SLOTS = _script("count_slots")
+
+# Streaks by name, and where each is kept: (whose key, field prefix). A bump increments the field
+# of the reading ("bad" or "good") and resets the other one.
+STREAKS = {
+    "primary_skew": ("primary", "skew_"),
+    "secondary_skew": ("secondary", "skew_"),
+    "dark": ("primary", "dark_"),
+    "link": ("link", ""),
+    "control_plane_skew": ("link", "cpskew_"),
+}
 
 
 @dataclass
@@ -152,59 +106,77 @@ class SlotCount:
 @dataclass
 class SlotEntry:
     """One cluster's slot to count: both servers' outcomes and the streaks its answers bump, each
-    (key, field to increment, field to reset)."""
+    (streak name, bad)."""
 
+    cluster_id: int
     primary_id: int
     primary_answered: bool
     secondary_id: int
     secondary_answered: bool
-    slot: int
     slot_time: float
-    bumps: list[tuple[str, str, str]]
+    streaks: list[tuple[str, bool]] = field(default_factory=list)
 
 
 @dataclass
 class SlotState:
-    """What `aevaluate_slots` read and wrote for one cluster; `streaks` follow the entry's bumps and
-    are empty when the primary's count was stale (nothing was bumped)."""
+    """What `acount_slots` read and wrote for one cluster; `streaks` (by name) are empty when the
+    primary's count was stale (nothing was bumped)."""
 
     primary: SlotCount
     secondary: SlotCount
-    streaks: list[int]
+    streaks: dict[str, int]
     open_primary: dict[str, str]
     open_secondary: dict[str, str]
 
 
+# (streak name, bad) → (whose key, field to increment, field to reset)
+_BUMPS = {
+    (name, bad): (whose, prefix + ("bad" if bad else "good"), prefix + ("good" if bad else "bad"))
+    for name, (whose, prefix) in STREAKS.items()
+    for bad in (True, False)
+}
+
+
+def _slot_payload(e: SlotEntry) -> dict:
+    keys = {"primary": server_key(e.primary_id), "secondary": server_key(e.secondary_id)}
+    bumps = []
+    for streak in e.streaks:
+        whose, up, reset = _BUMPS[streak]
+        key = keys[whose] if whose in keys else link_key(e.cluster_id)
+        bumps.append({"key": key, "field": up, "reset": reset})
+    return {
+        "at": repr(e.slot_time),
+        "primary": keys["primary"],
+        "primary_answered": e.primary_answered,
+        "secondary": keys["secondary"],
+        "secondary_answered": e.secondary_answered,
+        "bumps": bumps,
+        "primary_open": open_key(e.primary_id),
+        "secondary_open": open_key(e.secondary_id),
+    }
+
+
 def _slots_payload(entries: list[SlotEntry]) -> str:
-    return json.dumps(
-        [
-            [
-                server_key(e.primary_id), int(e.primary_answered), server_key(e.secondary_id),
-                int(e.secondary_answered), e.slot, repr(e.slot_time), e.bumps,
-                open_key(e.primary_id), open_key(e.secondary_id),
-            ]
-            for e in entries
-        ],
-        separators=(",", ":"),
-    )  # fmt: skip
+    return json.dumps([_slot_payload(e) for e in entries], separators=(",", ":"))
 
 
-def _slot_states(answer) -> list[SlotState]:
+def _slot_states(entries: list[SlotEntry], answer) -> list[SlotState]:
     return [
         SlotState(
-            _slot_count(primary),
-            _slot_count(secondary),
-            list(streaks) if streaks else [],  # cjson writes an empty table as {}
-            _pairs(open_primary),
-            _pairs(open_secondary),
+            _slot_count(out["primary"]),
+            _slot_count(out["secondary"]),
+            dict(zip([name for name, _ in entry.streaks], out["streaks"] or [], strict=False)),  # {} when empty
+            _pairs(out["open_primary"]),
+            _pairs(out["open_secondary"]),
         )
-        for primary, secondary, streaks, open_primary, open_secondary in json.loads(answer)
+        for entry, out in zip(entries, json.loads(answer), strict=True)
     ]
 
 
-def _slot_count(values) -> SlotCount:
-    counted, misses, first_miss, answers = values
-    return SlotCount(bool(counted), int(misses), float(first_miss) if first_miss else None, int(answers))
+def _slot_count(values: dict) -> SlotCount:
+    first_miss = values["first_miss"]
+    first_miss_at = float(first_miss) if first_miss else None
+    return SlotCount(bool(values["counted"]), int(values["misses"]), first_miss_at, int(values["answers"]))
 
 
 def _pairs(flat) -> dict[str, str]:
@@ -219,9 +191,9 @@ def _text(value) -> str:
 class HeartbeatState:
     def __init__(self, client=None):
         self.redis = client or redis_client()
-        self._record = self.redis.register_script(_RECORD_GRANTS)
-        self._fences = self.redis.register_script(_SET_FENCES)
-        self._evaluate = self.redis.register_script(_EVALUATE_SLOTS)
+        self._record = self.redis.register_script(RECORD_GRANTS)
+        self._fences = self.redis.register_script(SET_FENCES)
+        self._count = self.redis.register_script(COUNT_SLOTS)
 
     # -- grants and fences ---------------------------------------------------------------------
     async def arecord_grants(self, grants: list[tuple[int, int, float]]) -> list[tuple[bool, str]]:
@@ -287,16 +259,24 @@ class HeartbeatState:
         """This Redis process's run id: new at every start, snapshot or not."""
         return str(self.redis.info("server")["run_id"])
 
+    # -- the skewed set ------------------------------------------------------------------------
     def skewed(self) -> set[int]:
         return {int(member) for member in self.redis.smembers(SKEWED_SET)}
 
+    def mark_skewed(self, server_id: int) -> None:
+        self.redis.sadd(SKEWED_SET, server_id)
+
+    def unmark_skewed(self, server_id: int) -> bool:
+        """True when the server was in the set (one worker closes the incident)."""
+        return bool(self.redis.srem(SKEWED_SET, server_id))
+
     # -- slots ---------------------------------------------------------------------------------
-    async def aevaluate_slots(self, entries: list[SlotEntry]) -> list[SlotState]:
+    async def acount_slots(self, entries: list[SlotEntry]) -> list[SlotState]:
         """The steady-state reads and writes of a batch of slots, in one round trip, from the probes'
         event loop while the other probes' answers come in."""
         if not entries:
             return []
-        return _slot_states(await self._aeval(self._evaluate, [], [_slots_payload(entries)]))
+        return _slot_states(entries, await self._aeval(self._count, [], [_slots_payload(entries)]))
 
     @staticmethod
     async def _aeval(script, keys: list, args: list):
@@ -315,4 +295,8 @@ class HeartbeatState:
 
     def claim_slot_group(self, interval: float, slot: int) -> bool:
         """One dispatch of a slot per interval group, however many dispatchers run."""
-        return bool(self.redis.set(f"{PREFIX}slotgroup:{interval}:{slot}", 1, nx=True, ex=60))
+        return bool(self.redis.set(slot_group_key(interval, slot), 1, nx=True, ex=60))
+
+    def claim_reconcile(self, cluster_id: int) -> bool:
+        """One queued reconcile of a cluster's secondary at a time (5 s)."""
+        return bool(self.redis.set(reconcile_key(cluster_id), 1, nx=True, ex=5))

@@ -8,18 +8,13 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from alerts.choices import FAILURE_OF, RECOVERY_OF, EventType
+from alerts.choices import RECOVERY_OF, EventType
 from alerts.events import record_event
 from alerts.models import Event
 
-from .heartbeat_state import HeartbeatState, open_key
+from .state import HeartbeatState, incident_key, open_key
 
 LOADED = "_loaded"
-
-
-def incident_key(event_type: str, name: str = "") -> str:
-    failure = FAILURE_OF.get(EventType(event_type), event_type)
-    return f"{failure}:{name}" if name else str(failure)
 
 
 class Incidents:
@@ -27,7 +22,7 @@ class Incidents:
         self.redis = state.redis
         self.server_id = server_id
         self.key = open_key(server_id)
-        # The key's fields read with the batch (HeartbeatState.aevaluate_slots); used by is_open
+        # The key's fields read with the batch (HeartbeatState.acount_slots); used by is_open
         # only when it holds LOADED.
         self.snapshot = snapshot if snapshot and LOADED in snapshot else None
 
@@ -45,6 +40,15 @@ class Incidents:
             else:
                 open_events.pop(key, None)
         self.redis.hset(self.key, mapping={LOADED: 1, **open_events})
+
+    def open_set(self) -> dict[str, str]:
+        """The open failures (incident key → event id): the batch's snapshot, or when it was read
+        before this set was rebuilt (a first slot, a Redis restart), the set rebuilt now."""
+        if self.snapshot is not None:
+            return self.snapshot
+        self._ensure_loaded()
+        stored: dict[bytes, bytes] = self.redis.hgetall(self.key)  # type: ignore[assignment]  # bytes: no decoding
+        return {key.decode(): value.decode() for key, value in stored.items()}
 
     def is_open(self, failure: EventType, name: str = "") -> bool:
         if self.snapshot is not None:
