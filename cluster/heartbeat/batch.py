@@ -57,12 +57,13 @@ def run_batch(interval: float, slot: int, cluster_ids: list[int], queue: Callabl
     slot_time = slot * interval
     if time.time() > slot_time + interval:
         return "stale"  # expired in the queue: a later slot is due already
-    views = load_views(cluster_ids, interval)
+    views = load_views(cluster_ids, interval)  # snapshot
     state = HeartbeatState()
     skewed = state.skewed()
     writes = state.redis.pipeline(transaction=False)
     loop = _event_loop()
     chunks = CountedChunks(state, len(views), CHUNK)
+    # probe, each chunk of answers counted as it completes
     probing = loop.create_task(_probe_all(state, views, slot, slot_time, skewed, writes, chunks))
     results: Counter = Counter()
     latencies: list[float] = []
@@ -71,7 +72,7 @@ def run_batch(interval: float, slot: int, cluster_ids: list[int], queue: Callabl
             writes.execute()
             for chunk in counted:
                 _tally(chunk.probes, results, latencies)
-                evaluate_counted(state, chunk, skewed, queue)
+                evaluate_counted(state, chunk, skewed, queue)  # evaluate → decisions, carried out
     finally:
         if not probing.done():  # this batch failed: none of its probes goes on into the next one
             probing.cancel()
