@@ -37,10 +37,10 @@ from .decisions import (
     ReconcileSecondary,
     RequestFailover,
     SetClusterState,
-)  # fmt: skip
+)
 from .incidents import Incidents
-from .snapshot import ClusterView, ServerView
 from .state import HeartbeatState
+from .views import ClusterView, ServerView
 
 WORKER = "heartbeat worker"  # who decides, in an incident's story
 

@@ -28,8 +28,9 @@ from .high_rate_client import ProbeClient
 from .incidents import Incidents
 from .probe import GrantRecorder, SlotProbe, probe_slot
 from .readings import Readings, read_slot
-from .snapshot import ClusterView, load_views
+from .snapshot import load_views
 from .state import HeartbeatState, SlotEntry, SlotState
+from .views import ClusterView
 
 log = logging.getLogger(__name__)
 

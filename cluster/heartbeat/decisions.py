@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from alerts.choices import EventType
 
-from .snapshot import ServerView
+from .views import ServerView
 
 
 @dataclass(frozen=True)

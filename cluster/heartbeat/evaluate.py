@@ -36,11 +36,11 @@ from .decisions import (
     ReconcileSecondary,
     RequestFailover,
     SetClusterState,
-)  # fmt: skip
+)
 from .probe import ServerProbe, SlotProbe
 from .readings import Readings
-from .snapshot import ServerView
 from .state import SlotCount, incident_key
+from .views import ServerView
 
 ROLES = frozenset(Role.values)  # Role.values builds a new list at each call
 SKEW_READINGS = 3  # readings in a row before skew is declared, or declared over

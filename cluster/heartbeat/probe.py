@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from .. import failover_rules as rules
 from ..agent_client import AgentAnswer
 from .high_rate_client import ProbeClient
-from .snapshot import ClusterView, ServerView
 from .state import HeartbeatState
+from .views import ClusterView, ServerView
 
 
 @dataclass

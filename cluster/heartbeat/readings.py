@@ -12,7 +12,7 @@ from typing import NamedTuple
 from ..agent_client import AgentAnswer
 from ..failover_rules import holds_no_lease, skew_blame, skew_reading
 from .probe import SlotProbe
-from .snapshot import ClusterView
+from .views import ClusterView
 
 
 class SkewReading(NamedTuple):

@@ -1,51 +1,13 @@
-"""What a heartbeat batch reads of its clusters, in one query, before any I/O (DESIGN §5).
-
-Plain values, not model instances: building those for every row of every slot was the batch's
-largest cost after the probes themselves. The probes and the evaluation decide on these values; a
-transition writes the rows by id, guarded by the state it saw, and loads the instances it needs.
-"""
+"""What a heartbeat batch reads of its clusters, in one query, before any I/O (DESIGN §5): the
+rows by field name into `views.ClusterView`s."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from django.db.models import BooleanField, ExpressionWrapper, Q
 from django.utils import timezone
 
 from ..models import Cluster, effective_lease_s, replication_current
-
-
-@dataclass(frozen=True)
-class ServerView:
-    id: int
-    name: str
-    heartbeat_url: str
-    intranet_url: str
-    token: str
-    state: str
-    role: str
-
-
-@dataclass(frozen=True)
-class ClusterView:
-    id: int
-    name: str
-    epoch: int
-    grant_fence_epoch: int
-    interval: float
-    lease_s: float
-    threshold: int
-    recovery_threshold: int
-    max_clock_skew: float
-    max_grant_delay: float
-    state: str
-    maintenance: bool
-    active: bool
-    has_request: bool
-    replication_current: bool
-    primary: ServerView
-    secondary: ServerView
-
+from .views import ClusterView, ServerView
 
 SERVER_FIELDS = ("id", "name", "heartbeat_url", "intranet_url", "agent_token", "state", "role")
 CLUSTER_FIELDS = (

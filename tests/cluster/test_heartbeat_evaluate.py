@@ -28,8 +28,8 @@ from cluster.heartbeat.decisions import (
 from cluster.heartbeat.evaluate import CONTROL_PLANE, SKEW_READINGS, Slot, evaluate
 from cluster.heartbeat.probe import ServerProbe, SlotProbe, may_grant
 from cluster.heartbeat.readings import read_slot
-from cluster.heartbeat.snapshot import ClusterView, ServerView
 from cluster.heartbeat.state import SlotCount, incident_key
+from cluster.heartbeat.views import ClusterView, ServerView
 
 INTERVAL, THRESHOLD, RECOVERY = 2.0, 3, 2
 SLOT_TIME = 1_000_000.0  # the control plane's wall clock at this slot

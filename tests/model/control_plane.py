@@ -13,12 +13,18 @@ import math
 from dataclasses import replace
 
 from cluster import failover_rules as rules
+from cluster.agent_client import AgentAnswer
+from cluster.heartbeat import decisions
+from cluster.heartbeat.evaluate import Slot, evaluate
+from cluster.heartbeat.probe import ServerProbe, SlotProbe
+from cluster.heartbeat.readings import read_slot
+from cluster.heartbeat.state import SlotCount
+from cluster.heartbeat.views import ClusterView, ServerView
 
 from .world import (
     CLAIM_S,
     PROBE_TIMEOUT,
     ROLE_TIMEOUT,
-    SKEW_READINGS,
     THRESHOLD,
     Abandoned,
     Call,
@@ -101,7 +107,8 @@ def current_slot(world: World) -> int:
 
 
 def heartbeat_slot(world: World, slot: int, slot_time: float):
-    """heartbeat.probe.probe_slot then heartbeat.evaluate.SlotEvaluator, for one cluster and one slot."""
+    """heartbeat.probe.probe_slot, then heartbeat.readings and heartbeat.evaluate (production's own
+    functions) over the model's counts, for one cluster and one slot."""
     view = replace(world.row)  # snapshot.load_views: the row as the batch read it
     redis = world.redis
     skewed = set(redis.skewed)
@@ -128,52 +135,78 @@ def heartbeat_slot(world: World, slot: int, slot_time: float):
     elif reason.startswith("stopped") and primary.answered:
         redis.grant["stopped"] = False
     yield None
-    # Counting (HeartbeatState.acount_slots), then the evaluation (SlotEvaluator).
+    # Counting (HeartbeatState.acount_slots), then production's own evaluation (heartbeat.evaluate).
     p_count = redis.count(view.primary, slot, slot_time, primary.answered)
-    redis.count(view.secondary, slot, slot_time, secondary.answered)
+    s_count = redis.count(view.secondary, slot, slot_time, secondary.answered)
     if p_count is None:
         return  # a stale slot
-    readings = [
-        rules.skew_reading(o.body.get("now"), o.sent_wall, o.received_wall, o.rtt, view.max_clock_skew)
-        if o.answered else None
-        for o in (primary, secondary)
-    ]  # fmt: skip
-    blamed = rules.skew_blame(*readings)
-    causes = []
-    if primary.answered:
-        body = primary.body
-        if readings[0] is not None:
-            streak = redis.bump(view.primary, "skew", blamed[0])
-            if blamed[0] and streak >= SKEW_READINGS:
-                redis.skewed.add(view.primary)
-                causes.append("clock_skew")
-            elif not blamed[0] and streak >= SKEW_READINGS:
-                redis.skewed.discard(view.primary)
-        if rules.disagreement(body, view.epoch) and view.state != "failing_over" and view.failover_request is None:
-            adopt(world, body.get("epoch"), body.get("seq"))
-            causes.append("agents_disagree")
-        dark = rules.holds_no_lease(body, view.epoch)
-        streak = redis.bump(view.primary, "dark", dark)
-        if rules.not_serving(dark, streak, THRESHOLD, bool(rules.failing_critical_services(body))):
-            causes.append("not_serving")
-    elif rules.missed_enough(p_count["misses"], p_count["first_miss"], slot_time, THRESHOLD, view.interval):
-        causes.append("missed_heartbeats")
-    if secondary.answered:
-        if readings[1] is not None:
-            streak = redis.bump(view.secondary, "skew", blamed[1])
-            if blamed[1] and streak >= SKEW_READINGS:
-                redis.skewed.add(view.secondary)
-            elif not blamed[1] and streak >= SKEW_READINGS:
-                redis.skewed.discard(view.secondary)
-        body = secondary.body
-        needs_config = body.get("role") not in ("secondary", "candidate") or body.get("epoch") != view.epoch
-        if needs_config and view.state != "failing_over" and view.failover_request is None:
-            if not any(proc.kind == "reconcile" for proc in world.procs):
-                world.spawn("reconcile", reconcile_secondary(world), kind="reconcile")
-    # Server states (up, down) and incidents are reports, not decisions of the protocol: not modelled.
-    if causes:
+    probe = SlotProbe(cluster_view(view), slot, slot_time, server_probe(primary), server_probe(secondary))
+    readings = read_slot(probe)
+    streaks = {name: bump(redis, view, name, bad) for name, bad in readings.streaks}
+    counts = slot_count(p_count), slot_count(s_count)
+    # No open incidents: incidents are reports, not decisions of the protocol (not modelled).
+    cause = None
+    for decision in evaluate(Slot(probe, *counts, streaks, readings, {}, {}, skewed)):
+        match decision:
+            case decisions.MarkSkewed():
+                redis.skewed.add(decision.server.id)
+            case decisions.ClockBack():
+                redis.skewed.discard(decision.close.server.id)
+            case decisions.Adopt():
+                adopt(world, decision.epoch, decision.seq)
+            case decisions.ReconcileSecondary():
+                if not any(proc.kind == "reconcile" for proc in world.procs):
+                    world.spawn("reconcile", reconcile_secondary(world), kind="reconcile")
+            case decisions.RequestFailover():
+                cause = decision.cause
+    # Server states (up, down), incidents and the cluster's state are reports: not modelled.
+    if cause is not None:
         yield None
-        request_failover(world, view, causes[0])
+        request_failover(world, view, cause)
+
+
+# Where the model's Redis keeps each streak of heartbeat.state.STREAKS: (whose counters, field).
+STREAK_HOLDERS = {
+    "primary_skew": ("primary", "skew"),
+    "secondary_skew": ("secondary", "skew"),
+    "dark": ("primary", "dark"),
+    "link": ("link", "link"),
+    "control_plane_skew": ("link", "cpskew"),
+}
+
+
+def bump(redis, view, name: str, bad: bool) -> int:
+    whose, field_name = STREAK_HOLDERS[name]
+    holder = {"primary": view.primary, "secondary": view.secondary}.get(whose, "link")
+    return redis.bump(holder, field_name, bad)
+
+
+def cluster_view(row) -> ClusterView:
+    """heartbeat.snapshot.load_views of the model's row: servers by name, states not modelled."""
+
+    def server(name: str, role: str) -> ServerView:
+        return ServerView(name, name, "", "", "", "up", role)  # ids are the names here
+
+    return ClusterView(
+        id=0, name="model", epoch=row.epoch, grant_fence_epoch=row.grant_fence_epoch, interval=row.interval,
+        lease_s=row.lease_s, threshold=THRESHOLD, recovery_threshold=THRESHOLD, max_clock_skew=row.max_clock_skew,
+        max_grant_delay=row.max_grant_delay, state=row.state, maintenance=row.maintenance, active=True,
+        has_request=row.failover_request is not None, replication_current=True,
+        primary=server(row.primary, "primary"), secondary=server(row.secondary, "secondary"),
+    )  # fmt: skip
+
+
+def server_probe(outcome: Outcome) -> ServerProbe:
+    """One appliance's outcome as the probe hands it on (one path: no intranet retry modelled)."""
+    return ServerProbe(
+        AgentAnswer(outcome.status, outcome.body, "", outcome.refused, outcome.sent_wall, outcome.received_wall)
+    )
+
+
+def slot_count(count: dict | None) -> SlotCount:
+    if count is None:
+        return SlotCount(False, 0, None, 0)  # stale
+    return SlotCount(True, count["misses"], count["first_miss"], count["answers"])
 
 
 def request_failover(world: World, view, cause: str) -> bool:
