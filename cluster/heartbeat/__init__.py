@@ -7,7 +7,7 @@
 2. **The task** `probe_batch` calls `batch.run_batch`, the one straight line below, handing it a
    `queue` for what the decisions say is to be queued.
 3. **Snapshot** (`snapshot.py`): the batch's clusters in one query, read by field name into
-   `ClusterView`s (plain values; a transition loads the rows it writes).
+   `ClusterView`s (`views.py`: plain values, no Django; a transition loads the rows it writes).
 4. **Probe** (`probe.py`, over `high_rate_client.py` and `http11.py`): both appliances of each
    cluster; the primary's heartbeat carries a grant recorded in Redis right before it leaves
    (`state.py`, "unless fenced, record"), the intranet URL is tried at once with a new grant when
