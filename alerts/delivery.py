@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -29,6 +30,10 @@ from .models import Delivery, DeliveryAttempt, Event, NotificationRule, SnmpEngi
 from .transports.base import Notification, Outcome, Transport, TransportError
 
 logger = logging.getLogger(__name__)
+
+# The Celery task that sends one delivery (alerts/tasks.py registers it under this name). Queued by
+# name, so that this module, which the task calls, does not import the tasks module back.
+DELIVER_TASK = "alerts.tasks.deliver"
 
 
 def setting(name: str, default: float) -> float:
@@ -91,7 +96,7 @@ def _in_maintenance(cluster_id: int) -> bool:
     # Read from the database, not from the caller's instance: an administrator may have switched
     # maintenance on since the caller loaded its cluster row.
     cluster_model = Event._meta.get_field("cluster").related_model
-    return cluster_model.objects.filter(pk=cluster_id, maintenance=True).exists()
+    return cluster_model._default_manager.filter(pk=cluster_id, maintenance=True).exists()  # type: ignore[union-attr]
 
 
 def create_deliveries(event: Event) -> list[Delivery]:
@@ -108,10 +113,8 @@ def create_deliveries(event: Event) -> list[Delivery]:
 
 def enqueue(delivery_id: int, countdown: float | None = None) -> None:
     """Queue the delivery task; a broker outage is logged, not raised (the sweeper catches up)."""
-    from .tasks import deliver
-
     try:
-        deliver.apply_async((delivery_id,), countdown=countdown)
+        current_app.send_task(DELIVER_TASK, (delivery_id,), countdown=countdown)
     except Exception as exc:
         logger.warning("delivery %s not queued (%s); the sweeper will queue it", delivery_id, type(exc).__name__)
 
@@ -128,8 +131,8 @@ def build_notification(event: Event, rule: NotificationRule | None) -> Notificat
         event_id=event.pk,
         event_type=event.type,
         severity=event.severity,
-        cluster=event.cluster.name if event.cluster_id else "",
-        server=event.server.name if event.server_id else "",
+        cluster=event.cluster.name if event.cluster else "",
+        server=event.server.name if event.server else "",
         message=event.message,
         created_at=event.created_at,
         url=event_url(event.pk),

@@ -29,11 +29,11 @@ from alerts.events import record_event
 from . import failover_rules as rules
 from . import metrics
 from .choices import ClusterState, FailoverStep, IncidentOutcome, Role, ServerState, StepKind
-from .commands import RoleCommand, probe, send_role
 from .heartbeat_state import PREFIX, HeartbeatState
 from .incident_log import IncidentLog, new_incident_id
 from .incidents import Incidents
 from .models import Cluster, Server
+from .role_commands import RoleCommand, probe, send_role
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Failover:
         self.state = state or HeartbeatState()
         self.started = time.monotonic()
         self.evidence: dict = {}
-        self.reached = FailoverStep.CLAIMED  # the latest step recorded on the row
+        self.reached: str = FailoverStep.CLAIMED  # the latest step recorded on the row
         self.story = IncidentLog(cluster_id)  # the steps as they happen, for the incident's story
 
     # -- ownership --------------------------------------------------------------------------------
@@ -320,6 +320,7 @@ class Failover:
     def promote(self, cluster: Cluster) -> None:
         """`primary` at the pending epoch, naming the candidacy, with its first grant (§4a.10)."""
         pending = cluster.pending_epoch
+        assert pending is not None, "the claim sets the pending epoch"
         self.state.set_granting(cluster.pk, True)
         granted: dict = {}  # the last grant sent, for the story
 
@@ -460,7 +461,8 @@ class Failover:
         if cause not in AUTOMATIC or self.committed_to_promote:
             return
         maintenance = Cluster.objects.filter(pk=cluster.pk, maintenance=True).exists()
-        last, answer = 0, None
+        last: float = 0
+        answer = None
         if not maintenance and cause == "missed_heartbeats":
             last = self._primary_last_answer(cluster)
         if not maintenance and cause in rules.PROBED_CAUSES:

@@ -22,13 +22,13 @@ from alerts.choices import EventType
 
 from . import failover_rules as rules
 from .choices import ClusterState, IncidentOutcome, Role, ServerState, StepKind
-from .commands import adopt
 from .failover_rules import disagreement, failing_critical_services, holds_no_lease, skew_blame
 from .heartbeat_state import PREFIX, SKEWED_SET, HeartbeatState, SlotEntry, SlotState, link_key, server_key
 from .incident_log import actor, new_incident_id, record_step
 from .incidents import Incidents
 from .models import Cluster, Server
 from .probe import ClusterView, ServerProbe, ServerView, SlotProbe
+from .role_commands import adopt
 
 ROLES = frozenset(Role.values)  # Role.values builds a new list at each call
 WORKER = "heartbeat worker"  # who decides, in an incident's story

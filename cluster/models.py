@@ -28,6 +28,7 @@ from .choices import (
     StepKind,
 )
 from .hardware import hardware_errors
+from .pairing import cluster_rule_errors, cluster_settings_errors, removal_errors, server_part_errors
 
 NAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -49,6 +50,11 @@ def validate_hardware(value):
     errors = hardware_errors(value)
     if errors:
         raise ValidationError(errors)
+
+
+def field_label(model: type[models.Model], name: str) -> str:
+    """A field's verbose name, as a page shows it."""
+    return str(getattr(model._meta.get_field(name), "verbose_name", name))
 
 
 def effective_lease_s(lease_s: float | None, heartbeat_interval: float) -> float:
@@ -119,13 +125,11 @@ class Server(models.Model):
         if not moved or changes.get("agent_token") or not self.agent_token:
             return ""
         return (
-            f"The {' and '.join(Server._meta.get_field(f).verbose_name for f in moved)} changed: enter the agent "
+            f"The {' and '.join(field_label(Server, f) for f in moved)} changed: enter the agent "
             "token again. A stored token is never sent to a new address."
         )
 
     def clean(self):
-        from .rules import cluster_rule_errors, server_part_errors  # rules import models: avoid a cycle
-
         errors = server_part_errors(self)
         if errors:
             raise ValidationError(errors)
@@ -142,7 +146,8 @@ class Server(models.Model):
                 primary=primary,
                 secondary=secondary,
                 deployment=cluster.deployment,
-                cluster_pk=cluster.pk,
+                others=Cluster.objects.exclude(pk=cluster.pk),
+                installed=True,
             )
             if errors:
                 raise ValidationError(
@@ -244,8 +249,6 @@ class Cluster(models.Model):
         return replication_current(self.last_replication_at, self.needs_resync, self.replication_interval, now)
 
     def clean(self):
-        from .rules import cluster_rule_errors, cluster_settings_errors, removal_errors
-
         errors = cluster_settings_errors(self)
         if self.primary_id and self.secondary_id:
             errors.update(
@@ -255,7 +258,8 @@ class Cluster(models.Model):
                     primary=self.primary,
                     secondary=self.secondary,
                     deployment=self.deployment,
-                    cluster_pk=self.pk,
+                    others=Cluster.objects.exclude(pk=self.pk) if self.pk else Cluster.objects.all(),
+                    installed=self.pk is not None,
                 )
             )
         if self.pk is not None:
@@ -267,8 +271,6 @@ class Cluster(models.Model):
             raise ValidationError(errors)
 
     def delete(self, *args, **kwargs):
-        from .rules import removal_errors
-
         errors = removal_errors(self)
         if errors:
             raise ValidationError(errors)

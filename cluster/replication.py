@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import date, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -24,11 +25,11 @@ from licensing.models import License, SoftwareModule, Source
 
 from .agent_client import call_once
 from .choices import ClusterState, Role
-from .commands import allocate_seq
 from .hardware import differing_fields
 from .heartbeat_state import HeartbeatState
 from .incidents import Incidents
 from .models import Cluster, ReplicationJob, Server
+from .role_commands import allocate_seq
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class Replication:
         differing = differing_fields(system.get("hardware") or {}, target_system.get("hardware") or {})
         if differing:
             raise JobFailed("the appliances' hardware configurations differ in: " + ", ".join(differing))
-        body = {
+        body: dict[str, Any] = {
             "epoch": self.cluster.epoch,
             "seq": allocate_seq(self.cluster.pk),
             "licenses": source.get("licenses") or [],

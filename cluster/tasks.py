@@ -10,6 +10,7 @@ import time
 from asyncio import FIRST_COMPLETED
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
 import uvloop
 from celery import shared_task
@@ -20,8 +21,6 @@ from django.utils import timezone
 
 from . import metrics, retention
 from .choices import ClusterState, Role, ServerState, StepKind
-from .commands import RoleCommand, send_role
-from .commands import probe as probe_agent
 from .failover import Failover, disagreement
 from .heartbeat import CountedSlots, evaluate_counted, slot_entries
 from .heartbeat_state import HeartbeatState
@@ -29,6 +28,8 @@ from .incident_log import record_step
 from .models import Cluster, ReplicationJob, Server
 from .probe import GrantRecorder, SlotProbe, load_views, probe_slot
 from .probe_client import ProbeClient
+from .role_commands import RoleCommand, send_role
+from .role_commands import probe as probe_agent
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ def push_settings(cluster_id: int, acknowledged_at: float | None = None) -> str:
 
 def _old_lease_runs_s(cluster: Cluster) -> float:
     """How long an old-lease grant sent just before an acknowledgement may still hold."""
-    return cluster.lease_bound_s + cluster.max_grant_delay + cluster.max_clock_skew
+    return (cluster.lease_bound_s or 0.0) + cluster.max_grant_delay + cluster.max_clock_skew
 
 
 PEER_CREDENTIAL_ATTEMPTS = 60  # then the next role command (a reconcile, a failover) carries it
@@ -432,7 +433,7 @@ def _failures_since_last_success(cluster_ids: list[int]) -> dict[int, int]:
     return {row["cluster_id"]: row["count"] for row in rows}
 
 
-def _replication_due(cluster: Cluster, failures: int, now) -> bool:
+def _replication_due(cluster: Any, failures: int, now) -> bool:  # a Cluster row from with_last_job
     """From the cluster's last-job annotations (`with_last_job`): no query of its own."""
     if cluster.last_job_state is None:
         return cluster.state != ClusterState.SYNCING  # a new cluster's first job comes from configure

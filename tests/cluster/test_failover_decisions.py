@@ -50,7 +50,7 @@ def test_a_takeover_never_moves_the_step_backwards():
 
 
 def test_a_claim_outlasts_one_role_command_attempt_and_its_backoff():
-    attempt_timeout, longest_backoff = 2.0, 1.0  # cluster.commands.send_role
+    attempt_timeout, longest_backoff = 2.0, 1.0  # cluster.role_commands.send_role
     assert claim_seconds() > attempt_timeout + longest_backoff
 
 

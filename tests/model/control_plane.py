@@ -33,7 +33,7 @@ from .world import (
 
 
 def probe(world: World, server: str, epoch: int, timeout: float = PROBE_TIMEOUT):
-    """commands.probe: a heartbeat without a grant."""
+    """role_commands.probe: a heartbeat without a grant."""
     return (yield Call(server, "heartbeat", {"epoch": epoch, "lease_s": 0, "sent_at": world.cp_wall()}, timeout))
 
 
@@ -50,7 +50,7 @@ def adopt(world: World, epoch, seq) -> None:
 
 def send_role(world: World, snapshot, server: str, role: str, epoch: int, *, peer: str, candidacy=None,
               fresh_grant=None, attempts: int = 3, timeout: float = ROLE_TIMEOUT, before_attempt=None):  # fmt: skip
-    """commands.send_role: the identical command retried on no answer, a 409 reconciled."""
+    """role_commands.send_role: the identical command retried on no answer, a 409 reconciled."""
     seq = allocate_seq(world)
     yield None
     answer = Outcome()

@@ -50,7 +50,7 @@ SLEW = 0.0005  # the fastest a wall clock may move against true time, s per s (N
 THRESHOLD = 3  # missed_heartbeats_threshold
 SKEW_READINGS = 3  # cluster.heartbeat.SKEW_READINGS
 ROLE_TIMEOUT = 2.0  # send_role's timeout
-PROBE_TIMEOUT = 1.0  # commands.probe's timeout
+PROBE_TIMEOUT = 1.0  # role_commands.probe's timeout
 REFUSED = "refused"
 
 
