@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from . import metrics, retention
 from .choices import ClusterState, Role, ServerState, StepKind
-from .failover import Failover, disagreement
+from .failover import Failover
+from .failover_rules import disagreement
 from .heartbeat import CountedSlots, evaluate_counted, slot_entries
 from .heartbeat_state import HeartbeatState
 from .incident_log import record_step
