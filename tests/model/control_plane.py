@@ -1,5 +1,5 @@
 """The control plane's processes as generators over the model's row and Redis, mirroring
-cluster/probe.py + cluster/heartbeat.py (a slot), cluster/failover.py (a failover worker) and
+cluster/probe.py + cluster/heartbeat.py (a slot), cluster/failover.py with failover_claim.py and failover_steps.py (a failover worker) and
 cluster/tasks.py (push_settings, reconcile_secondary). Every decision is a call to
 `cluster.failover_rules`; what is left here is the plumbing: which I/O happens in which order.
 
@@ -197,7 +197,7 @@ def request_failover(world: World, view, cause: str) -> bool:
 
 
 def request_switchover(world: World) -> bool:
-    """failover.request_switchover (the API, after its preflight)."""
+    """switchover.request_switchover (the API, after its preflight)."""
     row = world.row
     if row.failover_request is not None or row.state == "failing_over":
         return False
