@@ -20,6 +20,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
+from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -28,6 +29,7 @@ from django.utils import timezone
 from .choices import SEVERITY_OF, AttemptOutcome, Channel, DeliveryStatus, EventType
 from .models import Delivery, DeliveryAttempt, Event, NotificationRule, SnmpEngineId
 from .transports.base import Notification, Outcome, Transport, TransportError
+from .transports.email import EmailTransport
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,8 @@ def snmp_engine_id() -> str:
         return configured
     row = SnmpEngineId.objects.filter(pk=1).first()
     if row is None:
+        # Imported where used, not for a cycle: pysnmp and its MIBs take tens of ms to load, paid only
+        # by the processes that send SNMP (not the web app's or the heartbeat workers').
         from .transports.snmp import generate_engine_id
 
         try:
@@ -143,13 +147,9 @@ def build_notification(event: Event, rule: NotificationRule | None) -> Notificat
 def transport_for(rule: NotificationRule, *, timeout: float | None = None) -> Transport:
     """The rule's channel as a Transport; `timeout` shortens waits (the "send test" button)."""
     if rule.channel == Channel.EMAIL:
-        from django.core.mail import get_connection
-
-        from .transports.email import EmailTransport
-
         connection = get_connection(fail_silently=False, timeout=timeout) if timeout else None
         return EmailTransport(rule.recipients, connection=connection)
-    from .transports.snmp import SnmpTarget, SnmpTransport
+    from .transports.snmp import SnmpTarget, SnmpTransport  # lazy: see snmp_engine_id
 
     v3 = rule.snmp_version == "v3"
     target = SnmpTarget(

@@ -1,7 +1,8 @@
 """The control plane's processes as generators over the model's row and Redis, mirroring
-cluster/probe.py + cluster/heartbeat.py (a slot), cluster/failover.py with failover_claim.py and failover_steps.py (a failover worker) and
-cluster/tasks.py (push_settings, reconcile_secondary). Every decision is a call to
-`cluster.failover_rules`; what is left here is the plumbing: which I/O happens in which order.
+cluster/probe.py + cluster/heartbeat.py (a slot), cluster/failover.py with failover_claim.py and
+failover_steps.py (a failover worker) and cluster/agent_config.py (push_settings,
+reconcile_secondary). Every decision is a call to `cluster.failover_rules`; what is left here is
+the plumbing: which I/O happens in which order.
 
 A generator yields a `Call` (or a list of them, sent together) and receives its `Outcome`, or a
 `Sleep`, or None (a point where other processes may run: two separate database or Redis operations).
