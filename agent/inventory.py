@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.core import BadRequest, require_object
+from agent.core import BadRequest, get_int, require_object
 from agent.storage import read_json, write_json_atomic
 
 EMPTY: dict[str, Any] = {
@@ -50,8 +50,6 @@ class Inventory:
 
         `order(epoch, seq)` refuses a stale command (it raises) before anything is written.
         """
-        from agent.core import get_int
-
         epoch, seq = get_int(body, "epoch"), get_int(body, "seq")
         new = copy.deepcopy(self.document)
         system = body.get("system")

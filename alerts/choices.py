@@ -116,7 +116,7 @@ class PrivProtocol(models.TextChoices):
 
 # Algorithms too weak today, still offered for old SNMP managers but marked in the forms: MD5 (a
 # broken hash) and DES (a 56-bit key); SHA-2 (RFC 7860) and AES (RFC 3826) replace them in USM.
-WEAK_PROTOCOLS = {"auth_protocol": {AuthProtocol.MD5}, "priv_protocol": {PrivProtocol.DES}}
+WEAK_PROTOCOLS: dict[str, set[str]] = {"auth_protocol": {AuthProtocol.MD5}, "priv_protocol": {PrivProtocol.DES}}
 WEAK_HELP = {
     "auth_protocol": "MD5 is weak (broken hash): use SHA-256 or better unless the manager knows only MD5.",
     "priv_protocol": "DES is weak (56-bit key, breakable): use AES unless the manager knows only DES.",

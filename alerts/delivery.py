@@ -18,7 +18,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
+from django.core.mail import get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.urls import reverse
@@ -27,8 +29,13 @@ from django.utils import timezone
 from .choices import SEVERITY_OF, AttemptOutcome, Channel, DeliveryStatus, EventType
 from .models import Delivery, DeliveryAttempt, Event, NotificationRule, SnmpEngineId
 from .transports.base import Notification, Outcome, Transport, TransportError
+from .transports.email import EmailTransport
 
 logger = logging.getLogger(__name__)
+
+# The Celery task that sends one delivery (alerts/tasks.py registers it under this name). Queued by
+# name, so that this module, which the task calls, does not import the tasks module back.
+DELIVER_TASK = "alerts.tasks.deliver"
 
 
 def setting(name: str, default: float) -> float:
@@ -57,6 +64,8 @@ def snmp_engine_id() -> str:
         return configured
     row = SnmpEngineId.objects.filter(pk=1).first()
     if row is None:
+        # Imported where used, not for a cycle: pysnmp and its MIBs take tens of ms to load, paid only
+        # by the processes that send SNMP (not the web app's or the heartbeat workers').
         from .transports.snmp import generate_engine_id
 
         try:
@@ -91,7 +100,7 @@ def _in_maintenance(cluster_id: int) -> bool:
     # Read from the database, not from the caller's instance: an administrator may have switched
     # maintenance on since the caller loaded its cluster row.
     cluster_model = Event._meta.get_field("cluster").related_model
-    return cluster_model.objects.filter(pk=cluster_id, maintenance=True).exists()
+    return cluster_model._default_manager.filter(pk=cluster_id, maintenance=True).exists()  # type: ignore[union-attr]
 
 
 def create_deliveries(event: Event) -> list[Delivery]:
@@ -108,10 +117,8 @@ def create_deliveries(event: Event) -> list[Delivery]:
 
 def enqueue(delivery_id: int, countdown: float | None = None) -> None:
     """Queue the delivery task; a broker outage is logged, not raised (the sweeper catches up)."""
-    from .tasks import deliver
-
     try:
-        deliver.apply_async((delivery_id,), countdown=countdown)
+        current_app.send_task(DELIVER_TASK, (delivery_id,), countdown=countdown)
     except Exception as exc:
         logger.warning("delivery %s not queued (%s); the sweeper will queue it", delivery_id, type(exc).__name__)
 
@@ -128,8 +135,8 @@ def build_notification(event: Event, rule: NotificationRule | None) -> Notificat
         event_id=event.pk,
         event_type=event.type,
         severity=event.severity,
-        cluster=event.cluster.name if event.cluster_id else "",
-        server=event.server.name if event.server_id else "",
+        cluster=event.cluster.name if event.cluster else "",
+        server=event.server.name if event.server else "",
         message=event.message,
         created_at=event.created_at,
         url=event_url(event.pk),
@@ -140,13 +147,9 @@ def build_notification(event: Event, rule: NotificationRule | None) -> Notificat
 def transport_for(rule: NotificationRule, *, timeout: float | None = None) -> Transport:
     """The rule's channel as a Transport; `timeout` shortens waits (the "send test" button)."""
     if rule.channel == Channel.EMAIL:
-        from django.core.mail import get_connection
-
-        from .transports.email import EmailTransport
-
         connection = get_connection(fail_silently=False, timeout=timeout) if timeout else None
         return EmailTransport(rule.recipients, connection=connection)
-    from .transports.snmp import SnmpTarget, SnmpTransport
+    from .transports.snmp import SnmpTarget, SnmpTransport  # lazy: see snmp_engine_id
 
     v3 = rule.snmp_version == "v3"
     target = SnmpTarget(

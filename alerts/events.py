@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import transaction
 
+from . import delivery as outbox
 from .choices import FAILURE_OF, SEVERITY_OF, EventType
 from .models import Event
 
@@ -29,8 +30,6 @@ def record_event(
     (DESIGN §7). Left out for a recovery, the newest unrecovered failure of the same pair, cluster
     and server is taken. Delivery tasks are queued only once the transaction commits.
     """
-    from .delivery import create_deliveries, enqueue
-
     event_type = EventType(event_type)
     if recovers is not None and FAILURE_OF.get(event_type) != recovers.type:
         raise ValueError(f"a {event_type.value} event cannot recover a {recovers.type} event")
@@ -52,7 +51,7 @@ def record_event(
             details=details or {},
             recovers=recovers,
         )
-        for delivery in create_deliveries(event):
+        for delivery in outbox.create_deliveries(event):
             # robust: a broker outage must not undo or break the caller; the sweeper sends it later.
-            transaction.on_commit(partial(enqueue, delivery.pk), robust=True)
+            transaction.on_commit(partial(outbox.enqueue, delivery.pk), robust=True)
     return event

@@ -201,7 +201,7 @@ class NotificationRule(models.Model):
         else:
             keys = (("auth_key", "auth_protocol"), ("priv_key", "priv_protocol"))
             in_use = [key for key, protocol in keys if after[protocol] != AuthProtocol.NONE]
-        what = " and ".join(self._meta.get_field(f).verbose_name for f in moved)
+        what = " and ".join(str(getattr(self._meta.get_field(f), "verbose_name", f)) for f in moved)
         return {
             name: f"The {what} changed: enter this secret again. A stored secret is never sent to a new address."
             for name in in_use

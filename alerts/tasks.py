@@ -5,7 +5,7 @@ from celery import shared_task
 from . import delivery
 
 
-@shared_task(ignore_result=True)
+@shared_task(name=delivery.DELIVER_TASK, ignore_result=True)
 def deliver(delivery_id: int) -> str | None:
     """Send one delivery if it is due and this worker wins the claim (see alerts/delivery.py)."""
     return delivery.deliver(delivery_id)

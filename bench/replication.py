@@ -222,7 +222,8 @@ def control_plane_incremental(primary: AgentProcess, secondary: AgentProcess, da
 
     from cluster import signals
     from cluster.models import Cluster, ReplicationJob, Server
-    from cluster.replication import Replication, start_job
+    from cluster.replication import Replication
+    from cluster.replication_schedule import start_job
     from tests.support.controlplane import server_row
 
     # No Celery: the agents are configured already.

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from audit.models import Action
 from audit.record import record
 
-from .failover import preflight_switchover, request_switchover
 from .models import Cluster
+from .switchover import preflight_switchover, request_switchover
 from .tasks import replicate, run_failover
 
 ALREADY_RUNNING = "A failover or switchover is already in progress."

@@ -167,7 +167,8 @@ def build(cluster, events: list[dict], end: datetime, names: dict[int, str] | No
     def state_now() -> tuple[str, str]:
         failed = {key[0] for key in down}
         if primary in failed:
-            return "outage", f"the primary {names.get(primary, 'appliance')} had failed, no failover yet"
+            name = names.get(primary, "appliance") if primary is not None else "appliance"
+            return "outage", f"the primary {name} had failed, no failover yet"
         if failed:
             which = ", ".join(sorted(names.get(server_id, "an appliance") for server_id in failed))
             return "unprotected", f"{which} failed, the other serving"

@@ -11,6 +11,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from dms_admin.redis import redis_client
 
+from .models import Cluster, Server
+
 KEY = "dms:metrics"
 PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 FAILOVER_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0, 7.5, 10.0, 20.0, 60.0)
@@ -54,9 +56,8 @@ def record_failover(outcome: str, cause: str, duration: float | None = None) -> 
 
 class ClusterCollector:
     def collect(self):
-        from .models import Cluster, Server
-
-        raw = {k.decode(): v.decode() for k, v in redis_client().hgetall(KEY).items()}
+        stored: dict[bytes, bytes] = redis_client().hgetall(KEY)  # type: ignore[assignment]  # bytes: no decoding
+        raw = {k.decode(): v.decode() for k, v in stored.items()}
         probes = CounterMetricFamily("dms_heartbeat_probes", "Heartbeat probes by result.", labels=["result"])
         failovers = CounterMetricFamily(
             "dms_failovers", "Failovers and switchovers by outcome and cause.", labels=["outcome", "cause"]

@@ -3,18 +3,19 @@ network while this job orchestrates and records progress; licenses, modules and 
 configuration travel with `PUT /v1/inventory`.
 
 A job is one row, claimed by inserting it (one running job per cluster, by a partial unique
-index). A job whose worker died is noticed by its stale `alive_at` and closed; the next job is a
-diff, so it completes whatever was left, and it adopts a sync the agent is still running.
+index): cluster/replication_schedule.py starts it when it is due. A job whose worker died is
+noticed by its stale `alive_at` and closed; the next job is a diff, so it completes whatever was
+left, and it adopts a sync the agent is still running.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import date, timedelta
+from datetime import date
+from typing import Any
 
-from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from agent.credentials import peer_credential
@@ -24,11 +25,11 @@ from licensing.models import License, SoftwareModule, Source
 
 from .agent_client import call_once
 from .choices import ClusterState, Role
-from .commands import allocate_seq
 from .hardware import differing_fields
 from .heartbeat.incidents import Incidents
 from .heartbeat.state import HeartbeatState
 from .models import Cluster, ReplicationJob, Server
+from .role_commands import allocate_seq
 
 log = logging.getLogger(__name__)
 
@@ -45,31 +46,6 @@ class JobFailed(Exception):
 
 class JobAborted(Exception):
     pass
-
-
-def start_job(cluster: Cluster, kind: str) -> ReplicationJob | None:
-    """Insert the job row, or None when one is running already."""
-    try:
-        with transaction.atomic():
-            return ReplicationJob.objects.create(
-                cluster=cluster,
-                kind=kind,
-                source=cluster.primary,
-                target=cluster.secondary,
-                epoch=cluster.epoch,
-            )
-    except IntegrityError:
-        return None
-
-
-def close_stale_jobs() -> int:
-    """Jobs whose worker stopped reporting: failed, so that the next job can start."""
-    cutoff = timezone.now() - timedelta(seconds=settings.REPLICATION_STALE_S)
-    return ReplicationJob.objects.filter(state=ReplicationJob.State.RUNNING, alive_at__lt=cutoff).update(
-        state=ReplicationJob.State.FAILED,
-        error="the worker running this job stopped reporting",
-        finished_at=timezone.now(),
-    )
 
 
 class Replication:
@@ -105,7 +81,7 @@ class Replication:
         differing = differing_fields(system.get("hardware") or {}, target_system.get("hardware") or {})
         if differing:
             raise JobFailed("the appliances' hardware configurations differ in: " + ", ".join(differing))
-        body = {
+        body: dict[str, Any] = {
             "epoch": self.cluster.epoch,
             "seq": allocate_seq(self.cluster.pk),
             "licenses": source.get("licenses") or [],
@@ -307,15 +283,3 @@ def _sync_rows(model, server: Server, source: str, items: list, fields) -> bool:
         model.objects.filter(pk__in=stale).delete()
         changed = True
     return changed
-
-
-def with_last_job(clusters):
-    """Annotate each cluster with its last job's state, error and end, in the same query."""
-    from django.db.models import OuterRef, Subquery
-
-    last = ReplicationJob.objects.filter(cluster=OuterRef("pk")).order_by("-id")
-    return clusters.annotate(
-        last_job_state=Subquery(last.values("state")[:1]),
-        last_job_error=Subquery(last.values("error")[:1]),
-        last_job_finished_at=Subquery(last.values("finished_at")[:1]),
-    )

@@ -12,6 +12,8 @@ API all save through the model; the engine writes by conditional UPDATE and trig
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_save, pre_save
@@ -53,4 +55,4 @@ def send_the_peer_a_new_token_credential(sender, instance: Server, raw=False, **
         "id", flat=True
     )
     for cluster_id in clusters:
-        transaction.on_commit(lambda cluster_id=cluster_id: push_peer_credentials.delay(cluster_id))
+        transaction.on_commit(partial(push_peer_credentials.delay, cluster_id))

@@ -589,12 +589,12 @@ def outage_of(incident: Incident, steps: list[IncidentStep], names: Names | None
 
 def _outage_after_silence(incident, steps, names: Names, end: datetime, end_basis: str) -> Outage | None:
     evidence = (incident.detection or {}).get("evidence") or {}
-    heard = [(_at(evidence.get("last_answer_at")), "the control plane")]
+    candidates = [(_at(evidence.get("last_answer_at")), "the control plane")]
     witness = next((s for s in steps if s.kind == StepKind.WITNESS), None)
     age = (witness.facts or {}).get("last_answer_age_s") if witness else None
-    if isinstance(age, (int, float)):
-        heard.append((from_unix(witness.at.timestamp() - age), names.new))
-    heard = [(at, whom) for at, whom in heard if at is not None]
+    if witness is not None and isinstance(age, (int, float)):
+        candidates.append((from_unix(witness.at.timestamp() - age), names.new))
+    heard = [(at, whom) for at, whom in candidates if at is not None]
     if not heard:
         return None
     start, whom = max(heard, key=lambda pair: pair[0])

@@ -25,7 +25,7 @@ from . import actions, history_bar
 from .api.serializers import ClusterSerializer
 from .display import protection, shown_role
 from .models import Cluster, Deployment, IncidentStep, ReplicationJob
-from .replication import with_last_job
+from .replication_schedule import with_last_job
 from .story import INCIDENTS, outage_of, story_for_event, story_of
 
 

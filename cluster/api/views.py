@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from audit.api import AuditedViewSetMixin
 from dms_admin.api import as_drf_error
+from dms_admin.redis import redis_client
 
 from .. import actions
 from ..filtersets import (
@@ -20,7 +21,7 @@ from ..filtersets import (
     ServerFilterSet,
 )
 from ..models import Cluster, Deployment, Incident, IncidentStep, ReplicationJob, Server
-from ..replication import with_last_job
+from ..replication_schedule import with_last_job
 from ..story import story_of
 from .serializers import (
     ClusterSerializer,
@@ -162,8 +163,6 @@ def _database_ok() -> bool:
 
 
 def _broker_ok() -> bool:
-    from dms_admin.redis import redis_client
-
     try:
         return bool(redis_client().ping())
     except Exception:

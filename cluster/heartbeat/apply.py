@@ -17,9 +17,9 @@ from django.utils import timezone
 from alerts.choices import EventType
 
 from ..choices import ClusterState, IncidentOutcome, ServerState, StepKind
-from ..commands import adopt
 from ..incident_log import actor, new_incident_id, record_step
 from ..models import Cluster, Server
+from ..role_commands import adopt
 from .decisions import (
     Adopt,
     ClockBack,

@@ -6,6 +6,8 @@ Redis beside the heartbeat counters; after a Redis restart it is rebuilt once fr
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 
 from alerts.choices import RECOVERY_OF, EventType
@@ -39,7 +41,8 @@ class Incidents:
                 open_events[key] = event.pk
             else:
                 open_events.pop(key, None)
-        self.redis.hset(self.key, mapping={LOADED: 1, **open_events})
+        mapping: dict = {LOADED: 1, **open_events}
+        self.redis.hset(self.key, mapping=mapping)
 
     def open_set(self) -> dict[str, str]:
         """The open failures (incident key → event id): the batch's snapshot, or when it was read
@@ -59,6 +62,7 @@ class Incidents:
     def open_event_id(self, failure: EventType, name: str = "") -> int | None:
         """The id of the open failure's event, or None when it is not open."""
         key = incident_key(failure, name)
+        value: Any
         if self.snapshot is not None:
             value = self.snapshot.get(key)
         else:

@@ -8,8 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cluster.models import Cluster, ReplicationJob
-from cluster.replication import with_last_job
-from cluster.tasks import _failures_since_last_success, _replication_due, dispatch_replication
+from cluster.replication_schedule import failures_since_last_success, replication_due, with_last_job
+from cluster.tasks import dispatch_replication
 from tests.factories import ClusterFactory
 
 
@@ -21,8 +21,8 @@ def _job(cluster, state, minutes_ago):
 
 def _due(cluster) -> bool:
     annotated = with_last_job(Cluster.objects.filter(pk=cluster.pk)).get()
-    failures = _failures_since_last_success([cluster.pk]).get(cluster.pk, 0)
-    return _replication_due(annotated, failures, timezone.now())
+    failures = failures_since_last_success([cluster.pk]).get(cluster.pk, 0)
+    return replication_due(annotated, failures, timezone.now())
 
 
 def test_a_job_is_due_after_the_interval_and_not_while_one_runs(db):
@@ -42,7 +42,7 @@ def test_failures_back_off_exponentially_up_to_the_interval(db):
     for _ in range(3):
         _job(cluster, "failed", minutes_ago=0.2)  # 12 s ago; three failures: wait 2 × 2³ = 16 s
 
-    assert _failures_since_last_success([cluster.pk]) == {cluster.pk: 3}
+    assert failures_since_last_success([cluster.pk]) == {cluster.pk: 3}
     assert _due(cluster) is False
     ReplicationJob.objects.filter(cluster=cluster).update(finished_at=timezone.now() - timedelta(seconds=17))
     assert _due(cluster) is True

@@ -12,8 +12,8 @@ import pytest
 from rest_framework.test import APIClient
 
 from cluster.choices import Role
-from cluster.commands import RoleCommand, send_role
 from cluster.models import Cluster
+from cluster.role_commands import RoleCommand, send_role
 from dms_admin.redis import redis_client
 from tests.factories import UserFactory
 from tests.support.agents import wait_until

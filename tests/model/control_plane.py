@@ -1,7 +1,9 @@
 """The control plane's processes as generators over the model's row and Redis, mirroring
-cluster/heartbeat/ (a slot: probe.py, evaluate.py, apply.py), cluster/failover.py (a failover worker) and
-cluster/tasks.py (push_settings, reconcile_secondary). Every decision is a call to
-`cluster.failover_rules`; what is left here is the plumbing: which I/O happens in which order.
+cluster/heartbeat/ (a slot: probe.py, then production's readings.py and evaluate.py),
+cluster/failover.py with failover_claim.py and failover_steps.py (a failover worker) and
+cluster/agent_config.py (push_settings, reconcile_secondary). Every decision is a call to
+`cluster.failover_rules` or `cluster.heartbeat.evaluate`; what is left here is the plumbing: which
+I/O happens in which order.
 
 A generator yields a `Call` (or a list of them, sent together) and receives its `Outcome`, or a
 `Sleep`, or None (a point where other processes may run: two separate database or Redis operations).
@@ -39,7 +41,7 @@ from .world import (
 
 
 def probe(world: World, server: str, epoch: int, timeout: float = PROBE_TIMEOUT):
-    """commands.probe: a heartbeat without a grant."""
+    """role_commands.probe: a heartbeat without a grant."""
     return (yield Call(server, "heartbeat", {"epoch": epoch, "lease_s": 0, "sent_at": world.cp_wall()}, timeout))
 
 
@@ -56,7 +58,7 @@ def adopt(world: World, epoch, seq) -> None:
 
 def send_role(world: World, snapshot, server: str, role: str, epoch: int, *, peer: str, candidacy=None,
               fresh_grant=None, attempts: int = 3, timeout: float = ROLE_TIMEOUT, before_attempt=None):  # fmt: skip
-    """commands.send_role: the identical command retried on no answer, a 409 reconciled."""
+    """role_commands.send_role: the identical command retried on no answer, a 409 reconciled."""
     seq = allocate_seq(world)
     yield None
     answer = Outcome()
@@ -230,7 +232,7 @@ def request_failover(world: World, view, cause: str) -> bool:
 
 
 def request_switchover(world: World) -> bool:
-    """failover.request_switchover (the API, after its preflight)."""
+    """switchover.request_switchover (the API, after its preflight)."""
     row = world.row
     if row.failover_request is not None or row.state == "failing_over":
         return False

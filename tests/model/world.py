@@ -49,7 +49,7 @@ CLAIM_S = 5.0  # cluster.failover.claim_seconds() at its default
 SLEW = 0.0005  # the fastest a wall clock may move against true time, s per s (NTP's limit)
 THRESHOLD = 3  # missed_heartbeats_threshold
 ROLE_TIMEOUT = 2.0  # send_role's timeout
-PROBE_TIMEOUT = 1.0  # commands.probe's timeout
+PROBE_TIMEOUT = 1.0  # role_commands.probe's timeout
 REFUSED = "refused"
 
 

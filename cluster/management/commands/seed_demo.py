@@ -42,6 +42,7 @@ from alerts.models import NotificationRule
 from cluster.choices import Application, ClusterState, DeploymentKind
 from cluster.hardware import EXAMPLE
 from cluster.models import Cluster, Deployment, Server
+from cluster.tasks import configure_cluster
 from licensing.models import License, SoftwareModule, Source
 
 HOST = "127.0.0.1"
@@ -301,8 +302,6 @@ class Command(BaseCommand):
                 cluster.save()  # cluster/signals.py sends the change to both agents
             reconfigure = moved_a or moved_b or cluster.state == ClusterState.SYNCING
             if reconfigure:
-                from cluster.tasks import configure_cluster
-
                 transaction.on_commit(lambda pk=cluster.pk: configure_cluster.delay(pk))
             note = f"epoch {cluster.epoch}, {cluster.state}" + (", re-configuring its agents" if reconfigure else "")
             self._say(f"cluster {name} ({note})", False)

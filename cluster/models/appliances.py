@@ -1,33 +1,28 @@
-"""Servers (appliances), clusters (a primary and its failover) and deployments."""
+"""Servers (appliances), clusters (a primary and its failover) and deployments, with their field
+validators. The pairing rules they are checked against are cluster/pairing.py's."""
 
-import hashlib
-import secrets
-import uuid
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
 from dms_admin.encryption import EncryptedTextField
 
-from . import failover_rules
-from .choices import (
+from .. import failover_rules
+from ..choices import (
     Application,
     ClusterState,
     DeploymentKind,
-    FailoverCause,
     FailoverStep,
-    IncidentOutcome,
     Platform,
     Role,
     ServerState,
-    StepKind,
 )
-from .hardware import hardware_errors
+from ..hardware import hardware_errors
+from ..pairing import cluster_rule_errors, cluster_settings_errors, removal_errors, server_part_errors
 
 NAME_VALIDATOR = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
@@ -49,6 +44,11 @@ def validate_hardware(value):
     errors = hardware_errors(value)
     if errors:
         raise ValidationError(errors)
+
+
+def field_label(model: type[models.Model], name: str) -> str:
+    """A field's verbose name, as a page shows it."""
+    return str(getattr(model._meta.get_field(name), "verbose_name", name))
 
 
 def effective_lease_s(lease_s: float | None, heartbeat_interval: float) -> float:
@@ -119,13 +119,11 @@ class Server(models.Model):
         if not moved or changes.get("agent_token") or not self.agent_token:
             return ""
         return (
-            f"The {' and '.join(Server._meta.get_field(f).verbose_name for f in moved)} changed: enter the agent "
+            f"The {' and '.join(field_label(Server, f) for f in moved)} changed: enter the agent "
             "token again. A stored token is never sent to a new address."
         )
 
     def clean(self):
-        from .rules import cluster_rule_errors, server_part_errors  # rules import models: avoid a cycle
-
         errors = server_part_errors(self)
         if errors:
             raise ValidationError(errors)
@@ -142,7 +140,8 @@ class Server(models.Model):
                 primary=primary,
                 secondary=secondary,
                 deployment=cluster.deployment,
-                cluster_pk=cluster.pk,
+                others=Cluster.objects.exclude(pk=cluster.pk),
+                installed=True,
             )
             if errors:
                 raise ValidationError(
@@ -244,8 +243,6 @@ class Cluster(models.Model):
         return replication_current(self.last_replication_at, self.needs_resync, self.replication_interval, now)
 
     def clean(self):
-        from .rules import cluster_rule_errors, cluster_settings_errors, removal_errors
-
         errors = cluster_settings_errors(self)
         if self.primary_id and self.secondary_id:
             errors.update(
@@ -255,7 +252,8 @@ class Cluster(models.Model):
                     primary=self.primary,
                     secondary=self.secondary,
                     deployment=self.deployment,
-                    cluster_pk=self.pk,
+                    others=Cluster.objects.exclude(pk=self.pk) if self.pk else Cluster.objects.all(),
+                    installed=self.pk is not None,
                 )
             )
         if self.pk is not None:
@@ -267,147 +265,7 @@ class Cluster(models.Model):
             raise ValidationError(errors)
 
     def delete(self, *args, **kwargs):
-        from .rules import removal_errors
-
         errors = removal_errors(self)
         if errors:
             raise ValidationError(errors)
         return super().delete(*args, **kwargs)
-
-
-class ReplicationJob(models.Model):
-    """One copy from the primary to the secondary, followed by the control plane while the
-    secondary's agent pulls the data straight from the primary (DESIGN §5)."""
-
-    class Kind(models.TextChoices):
-        INITIAL = "initial", "Initial sync"
-        INCREMENTAL = "incremental", "Incremental"
-        RESYNC = "resync", "Resync of a returning appliance"
-
-    class State(models.TextChoices):
-        RUNNING = "running", "Running"
-        SUCCEEDED = "succeeded", "Succeeded"
-        FAILED = "failed", "Failed"
-        ABORTED = "aborted", "Aborted"
-
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="replication_jobs")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
-    state = models.CharField(max_length=20, choices=State.choices, default=State.RUNNING)
-    source = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
-    target = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
-    epoch = models.PositiveIntegerField()
-    sync_id = models.CharField(max_length=100, blank=True)
-    files_total = models.PositiveIntegerField(default=0)
-    files_done = models.PositiveIntegerField(default=0)
-    bytes_total = models.BigIntegerField(default=0)
-    bytes_done = models.BigIntegerField(default=0)
-    deleted = models.PositiveIntegerField(default=0)
-    quarantined = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    started_at = models.DateTimeField(auto_now_add=True)
-    alive_at = models.DateTimeField(auto_now_add=True, help_text="Last progress seen; a stale one lost its worker.")
-    finished_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-id"]
-        constraints = [
-            # At most one job per cluster at a time: the insert of a second one fails.
-            models.UniqueConstraint(
-                fields=["cluster"], condition=Q(state="running"), name="one_running_replication_per_cluster"
-            )
-        ]
-        indexes = [models.Index(fields=["cluster", "-id"], name="replication_cluster_newest")]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} of {self.cluster} ({self.state})"
-
-    @property
-    def progress(self) -> float:
-        if self.state == self.State.SUCCEEDED:
-            return 100.0
-        if self.bytes_total:
-            return round(100.0 * self.bytes_done / self.bytes_total, 1)
-        if self.files_total:
-            return round(100.0 * self.files_done / self.files_total, 1)
-        return 0.0
-
-
-class Incident(models.Model):
-    """One failure of a cluster's primary that asked for a failover, or one planned switchover, from
-    its first sign (the first missed heartbeat, the operator's request) to the cluster healthy again.
-
-    Its id is made with the failover request and travels in it, so every worker that claims the
-    request tells the same incident; `detection` keeps the request as written (what the heartbeat
-    worker saw, or who asked). cluster/incident_log.py writes it, cluster/story.py tells it.
-    """
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="incidents")
-    cause = models.CharField(max_length=30, choices=FailoverCause.choices)
-    opened_at = models.DateTimeField(help_text="The first sign: the first missed heartbeat, or the request.")
-    closed_at = models.DateTimeField(null=True, blank=True)
-    outcome = models.CharField(max_length=20, choices=IncidentOutcome.choices, blank=True, default="")
-    from_epoch = models.PositiveIntegerField()
-    old_primary = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
-    new_primary = models.ForeignKey(Server, null=True, on_delete=models.SET_NULL, related_name="+")
-    detection = models.JSONField(default=dict, help_text="The failover request as it was written.")
-    failure_event = models.ForeignKey("alerts.Event", null=True, on_delete=models.SET_NULL, related_name="+")
-
-    class Meta:
-        ordering = ["-opened_at"]
-        indexes = [
-            # A cluster's incidents, newest first (its page, GET /api/v1/incidents/?cluster=…).
-            models.Index(fields=["cluster", "-opened_at"], name="incident_cluster_newest"),
-            # The open incident a later step belongs to (incident_log.record_step).
-            models.Index(fields=["cluster"], condition=Q(closed_at__isnull=True), name="incident_open"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.cause.replace('_', ' ')} of cluster {self.cluster_id} at {self.opened_at:%Y-%m-%d %H:%M:%S}"
-
-
-class IncidentStep(models.Model):
-    """One thing the control plane did or saw during an incident: when (to the microsecond, on the
-    recording host's clock), who or what decided, and the facts it decided on, in seconds and
-    Unix times (cluster/story.py puts them in words)."""
-
-    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="steps")
-    kind = models.CharField(max_length=20, choices=StepKind.choices)
-    at = models.DateTimeField()
-    actor = models.CharField(max_length=200)
-    facts = models.JSONField(default=dict)
-    event = models.ForeignKey("alerts.Event", null=True, on_delete=models.SET_NULL, related_name="+")
-
-    class Meta:
-        ordering = ["at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.get_kind_display()} at {self.at:%H:%M:%S.%f}"
-
-
-def token_digest(key: str) -> str:
-    """What the database keeps of an API token: its SHA-256. The token is 256 random bits, so a fast
-    hash suffices (no password to guess), and a lookup by digest is one index probe."""
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-class ApiToken(models.Model):
-    """A user's API token (`Authorization: Token <key>`), stored hashed: the key is shown once, when
-    made (`manage.py create_api_token`), and a database dump holds nothing that authenticates."""
-
-    digest = models.CharField(max_length=64, unique=True, editable=False)
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
-    prefix = models.CharField(max_length=8, editable=False, help_text="The key's first characters, to recognise it.")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.user})"
-
-    @classmethod
-    def issue(cls, user) -> str:
-        """A new token for `user`, replacing any it had; returns the key, which is not kept."""
-        key = secrets.token_urlsafe(32)
-        with transaction.atomic():
-            cls.objects.filter(user=user).delete()
-            cls.objects.create(user=user, digest=token_digest(key), prefix=key[:8])
-        return key

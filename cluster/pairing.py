@@ -1,8 +1,10 @@
-"""The product sheet's rules for forming clusters and deployments (DESIGN §2), in one place.
+"""Pairing rules: the product sheet's rules for forming clusters and deployments (DESIGN §2), in
+one place: part numbers, platforms, hardware, applications, deployments.
 
 The admin, the REST API and the forms all reach these through `Cluster.clean()` and
 `Server.clean()`, so they refuse the same things with the same messages. Each function returns
-`{field: [message, ...]}`.
+`{field: [message, ...]}`. The models import this module, never the other way round: what a rule
+needs of other clusters it is handed (`others`, a queryset).
 """
 
 from django.db.models import Q
@@ -19,9 +21,8 @@ def _add(errors: Errors, field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
 
 
-def cluster_rule_errors(*, name, application, primary, secondary, deployment, cluster_pk=None) -> Errors:
-    from .models import Cluster
-
+def cluster_rule_errors(*, name, application, primary, secondary, deployment, others, installed: bool) -> Errors:
+    """`others`: the clusters other than this one (a queryset); `installed`: the cluster exists."""
     errors: Errors = {}
     if primary.pk is not None and primary.pk == secondary.pk:
         _add(errors, "secondary", "The secondary must be a different appliance from the primary.")
@@ -45,7 +46,7 @@ def cluster_rule_errors(*, name, application, primary, secondary, deployment, cl
         if server.platform == Platform.MCS:
             _add(errors, field, f"{server.name} is an MCS-based appliance: migrate to a UCS appliance first.")
 
-    for field, message in _pairing_errors(primary, secondary, installed=cluster_pk is not None):
+    for field, message in _pairing_errors(primary, secondary, installed=installed):
         _add(errors, field, message)
 
     if isinstance(primary.hardware, dict) and isinstance(secondary.hardware, dict):
@@ -57,7 +58,6 @@ def cluster_rule_errors(*, name, application, primary, secondary, deployment, cl
                 "The hardware configurations must be identical; they differ in: " + ", ".join(differing) + ".",
             )
 
-    others = Cluster.objects.exclude(pk=cluster_pk) if cluster_pk else Cluster.objects.all()
     for field, server in (("primary", primary), ("secondary", secondary)):
         if server.pk is None:
             continue

@@ -1,4 +1,6 @@
-"""Ordered commands to agents (DESIGN §4a rule 12).
+"""Role commands: the ordered commands that set an agent's role, epoch and settings (DESIGN §4a
+rule 12), and `probe`, a heartbeat without a grant. (Not management commands: those are in
+cluster/management/commands/.)
 
 Every command carries `(epoch, seq)`; `seq` is allocated on the cluster row with an autocommitted
 `UPDATE … RETURNING` before sending, and reused only to retry the identical command. An agent
