@@ -57,6 +57,7 @@ STARTERS = {
     "failover": lambda: celery_worker(ARTIFACTS, "failover", "failover", concurrency=2),
     # A short staleness limit, so that a job whose worker a test kills is replaced quickly.
     "default": lambda: celery_worker(ARTIFACTS, "default", "default", concurrency=2, REPLICATION_STALE_S="4"),
+    "replication": lambda: celery_worker(ARTIFACTS, "replication", "replication", concurrency=2),
     "beat": lambda: celery_beat(ARTIFACTS),
 }
 
