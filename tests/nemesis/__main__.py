@@ -57,9 +57,7 @@ def main() -> int:
                         database_url=database_url, redis_port=redis_port, fail_on=fail_on).run()  # fmt: skip
     finally:
         if not args.keep_database:
-            dropping = time.monotonic()
             postgres.drop()
-            print(f"nemesis teardown: postgres {time.monotonic() - dropping:.1f}s", flush=True)
 
 
 if __name__ == "__main__":

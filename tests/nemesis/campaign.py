@@ -248,32 +248,18 @@ class Campaign:
     # -- teardown ---------------------------------------------------------------------------------
 
     def teardown(self) -> None:
-        started = time.monotonic()
-        step = started
-
-        def took(what: str) -> None:
-            nonlocal step
-            now = time.monotonic()
-            print(f"nemesis teardown: {what} {now - step:.1f}s", flush=True)
-            step = now
-
         if self.sampler is not None:
             self.sampler.stop()
-        took("sampler")
         for process in self.control.values():
             process.terminate(timeout=5)
-        took("control plane")
         if self.world is not None:
             for proxy in list(self.world.proxies.values()):
                 proxy.kill()
         for agent in self.agents.values():
             agent.kill()
-        took("agents and proxies")
         self.redis.kill()
         if self.receivers is not None:
             self.receivers.stop()
-        took("redis and receivers")
         network.teardown()
-        took("network")
         self.history.close()
         connection.close()
