@@ -28,8 +28,8 @@ def banner(url: str, healthy: bool, elapsed: float, trap_port: int | None) -> st
         f"the dashboard, the alerts page ({url}/alerts/), the mail sink and the trap log:",
         f"  {demo_cmd('kill-primary dmm-demo')}",
         "",
-        f"Logs: {rel(LOGS)}/ (web, worker-heartbeat, worker-failover, worker-default, beat, agent-<name>,"
-        " apps, mail, snmptrapd)",
+        f"Logs: {rel(LOGS)}/ (web, worker-heartbeat, worker-failover, worker-default, worker-replication,"
+        " beat, agent-<name>, apps, mail, snmptrapd)",
         "Stop everything: Ctrl-C",
         "",
     ]

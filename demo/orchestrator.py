@@ -42,6 +42,7 @@ WORKERS = (  # name, queue, concurrency
     ("heartbeat", "heartbeat", 2),
     ("failover", "failover", 2),
     ("default", "default", 2),
+    ("replication", "replication", 1),
 )
 
 
@@ -208,7 +209,10 @@ class Demo:
                 close_old_connections()
                 return True
             if time.monotonic() > deadline:
-                say(f"not healthy after {HEALTHY_DEADLINE_S} s: see {rel(LOGS)}/worker-default.log and agent logs")
+                say(
+                    f"not healthy after {HEALTHY_DEADLINE_S} s: see {rel(LOGS)}/worker-default.log, "
+                    "worker-replication.log and the agent logs"
+                )
                 return False
             self.check_children(during_start=True)
             time.sleep(0.5)

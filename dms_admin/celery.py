@@ -1,5 +1,6 @@
 """The Celery app. Heartbeats and failovers have queues of their own so that replication or
-notification work can never delay them (DESIGN §5, §4a Timing)."""
+notification work can never delay them, and replication jobs one so that they never delay
+notifications (DESIGN §5, §4a Timing; the routes are in settings)."""
 
 import gc
 import os

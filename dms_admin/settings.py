@@ -190,11 +190,15 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-# Heartbeats and failovers never wait behind replication or notification work (DESIGN §5, §4a).
+# Heartbeats and failovers never wait behind replication or notification work (DESIGN §5, §4a);
+# notifications and configuration never wait behind a replication job, which follows a copy for as
+# long as it takes (minutes for a large library): each long job holds a `replication` worker's
+# process, never a `default` one's (docs/decisions.md, "A queue for replication jobs").
 CELERY_TASK_ROUTES = {
     "cluster.tasks.dispatch_heartbeats": {"queue": "heartbeat"},
     "cluster.tasks.probe_batch": {"queue": "heartbeat"},
     "cluster.tasks.run_failover": {"queue": "failover"},
+    "cluster.tasks.replicate": {"queue": "replication"},
     "cluster.tasks.*": {"queue": "default"},
     "licensing.tasks.*": {"queue": "default"},
     "alerts.tasks.*": {"queue": "default"},

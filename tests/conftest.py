@@ -182,3 +182,17 @@ def pytest_sessionstart(session):
 def pytest_sessionfinish(session, exitstatus):
     if PRIVATE_REDIS is not None:
         PRIVATE_REDIS.stop()
+
+
+# The longest files, started first: with pytest-xdist's `--dist loadfile` a file runs whole on one
+# worker, and one of these collected last (the schema fuzz takes ~160 s) left the other worker idle
+# at the end. Measured with `--durations` (docs/benchmarks.md, "The suite's time").
+RUN_FIRST = ("tests/test_api_schema_fuzz.py", "tests/model/test_model.py", "tests/test_demo.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::")[0]
+        return RUN_FIRST.index(path) if path in RUN_FIRST else len(RUN_FIRST)
+
+    items.sort(key=rank)  # stable: every other file keeps its place

@@ -48,7 +48,7 @@ FAILOVER_DEADLINE_S = 30  # from the kill: missed heartbeats, lease wait, promot
 PROMPTLY_S = 20  # from the workers ready to both primaries serving (a stale fence refused grants 25 s+)
 FRESH_HEARTBEAT_S = 30  # last-seen times are flushed to the database every 10 s
 STOP_DEADLINE_S = 45  # the demo gives each of its four stop tiers 10 s
-LOGS_READ = ("web", "beat", "worker-heartbeat", "worker-failover", "worker-default", "apps")
+LOGS_READ = ("web", "beat", "worker-heartbeat", "worker-failover", "worker-default", "worker-replication", "apps")
 T = TypeVar("T")
 
 

@@ -20,7 +20,7 @@ from tests.nemesis.network import Host
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AGENT_PORT = 8443
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
-WORKERS = (("heartbeat", 2), ("failover", 2), ("default", 1))  # queue (and name), concurrency
+WORKERS = (("heartbeat", 2), ("failover", 2), ("default", 1), ("replication", 1))  # queue (and name), concurrency
 
 
 class Managed:

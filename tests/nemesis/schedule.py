@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-CONTROL_PROCESSES = ("heartbeat", "failover", "default", "beat")
+CONTROL_PROCESSES = ("heartbeat", "failover", "default", "replication", "beat")
 CLOCK_WORKERS = ("heartbeat", "failover")
 DEFAULT_INTERVAL = 2.0  # the product's default heartbeat interval, restored when a settings change heals
 # Kind -> (weight, target class). Weights make network and process faults the bulk, as in the field.

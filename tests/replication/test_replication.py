@@ -12,7 +12,7 @@ from cluster.models import Cluster, ReplicationJob
 from cluster.tasks import replicate
 from tests.factories import UserFactory
 from tests.support.agents import wait_until
-from tests.support.controlplane import tree_digest, write_files
+from tests.support.controlplane import restart_control_plane, tree_digest, write_files
 
 pytestmark = pytest.mark.integration
 
@@ -114,11 +114,7 @@ def test_a_worker_killed_mid_job_leaves_a_state_the_next_job_completes(make_clus
         interval=0.02,
         message="a running job",
     )
-    control_plane["default"].kill()
-    from tests.support.controlplane import ARTIFACTS
-    from tests.support.processes import celery_worker
-
-    control_plane["default"] = celery_worker(ARTIFACTS, "default", "default", concurrency=2, REPLICATION_STALE_S="4")
+    restart_control_plane(control_plane, ["replication"])  # the job's worker killed mid-copy
 
     def equal_after_a_later_success():
         later = ReplicationJob.objects.filter(cluster=under_test.cluster, pk__gt=before + 1, state="succeeded")

@@ -22,16 +22,13 @@ from cluster.models import Cluster, Server
 from tests.support.agents import AgentFactory, wait_until
 from tests.support.faultproxy import FaultProxy
 from tests.support.notifications import FAST_NOTIFICATIONS, ClusterNotifications, Sinks
-from tests.support.processes import celery_beat, celery_worker
+from tests.support.processes import CONTROL_PLANE_LOGS, celery_beat, celery_worker
 from tests.support.serving import PrimaryPoller, assert_no_overlap
 from tests.support.smtp import SmtpServer
 from tests.support.snmptrapd import Snmptrapd
 from tests.support.snmptrapd import available as snmptrapd_available
 
-# One folder per pytest-xdist worker (each runs its own control plane).
-ARTIFACTS = (
-    Path(__file__).resolve().parents[2] / "test-artifacts" / "control-plane" / os.environ.get("PYTEST_XDIST_WORKER", "")
-)
+ARTIFACTS = CONTROL_PLANE_LOGS
 TIMING: dict = {}  # the product's defaults
 # The session's receivers: the control plane's workers send notification email to the SMTP server,
 # and the fault matrix's traps and informs to snmptrapd (None where it is not installed).
@@ -60,6 +57,7 @@ STARTERS = {
     "failover": lambda: celery_worker(ARTIFACTS, "failover", "failover", concurrency=2),
     # A short staleness limit, so that a job whose worker a test kills is replaced quickly.
     "default": lambda: celery_worker(ARTIFACTS, "default", "default", concurrency=2, REPLICATION_STALE_S="4"),
+    "replication": lambda: celery_worker(ARTIFACTS, "replication", "replication", concurrency=2),
     "beat": lambda: celery_beat(ARTIFACTS),
 }
 

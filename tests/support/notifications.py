@@ -24,6 +24,7 @@ from alerts.choices import EventType
 from alerts.models import Delivery, Event, NotificationRule
 from alerts.transports import snmp_oids as oids
 from tests.support.agents import wait_until
+from tests.support.processes import log_tail
 from tests.support.smtp import SmtpServer
 from tests.support.snmptrapd import Snmptrapd, Trap
 
@@ -178,5 +179,10 @@ class ClusterNotifications:
         expected = "exactly once" if exactly_once else "at least once"
         assert not problems, (
             f"notifications of {self.cluster_name} not received {expected} by every target "
-            f"within {timeout:g} s:\n" + "\n".join(problems)
+            f"within {timeout:g} s:\n"
+            + "\n".join(problems)
+            + "\n\nthe default worker's log, last lines:\n"
+            + log_tail("default", 40)
+            + "\n\nbeat's log, last lines:\n"
+            + log_tail("beat", 10)
         )

@@ -20,6 +20,17 @@ from django.db import connection
 from tests.support.agents import free_port, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# The session control plane's logs: one folder per pytest-xdist worker (each runs its own).
+CONTROL_PLANE_LOGS = REPO_ROOT / "test-artifacts" / "control-plane" / os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def log_tail(name: str, lines: int = 30) -> str:
+    """The last `lines` lines of a session control-plane process's log (`default`, `beat`, …), to
+    put in a failure message: what that process was doing when the test gave up."""
+    path = CONTROL_PLANE_LOGS / f"{name}.log"
+    if not path.exists():
+        return f"({path} does not exist)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def test_database_url() -> str:
