@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db.models import F
 
@@ -86,15 +86,19 @@ def _resend_roles(cluster: Cluster) -> bool:
     return len(held) == 2 and all(answer.ok for answer in held)
 
 
-def push_settings(cluster_id: int, acknowledged_at: float | None = None) -> Next:
+def push_settings(cluster_id: int, acknowledged_at: float | None = None, changed_at: str | None = None) -> Next:
     """A change of timing as an ordered command to both agents (docs/protocol.md, "Settings
     changes are commands"), sent until both acknowledged it. `lease_bound_s` is cleared only once
     the old lease has run out since both acknowledged (a grant of the old lease may have left just
-    before an acknowledgement, however late that came), and no newer change came meanwhile."""
+    before an acknowledgement, however late that came), and only if the settings are still those
+    of this push's start (`changed_at`, the row's `settings_changed_at` then): each command carries
+    the row's timing as it leaves, so with a change in between, one agent may hold the older
+    settings while the other acknowledged the newer; that change's own push settles it."""
     cluster = _load(cluster_id)
     if cluster is None or cluster.lease_bound_s is None:
         return Next("nothing to push")
-    if acknowledged_at is None:
+    if acknowledged_at is None or changed_at is None:
+        started_with = cluster.settings_changed_at.isoformat() if cluster.settings_changed_at else ""
         if _failover_under_way(cluster):
             return Next("failover in progress", again=(cluster_id,), again_in_s=cluster.heartbeat_interval)
         if not _resend_roles(cluster):
@@ -103,18 +107,19 @@ def push_settings(cluster_id: int, acknowledged_at: float | None = None) -> Next
             )
         return Next(
             "acknowledged; the old lease may still run",
-            again=(cluster_id, time.time()),
+            again=(cluster_id, time.time(), started_with),
             again_in_s=_old_lease_runs_s(cluster),
         )
     settled_at = acknowledged_at + _old_lease_runs_s(cluster)
     if time.time() < settled_at:
-        return Next("the old lease may still run", again=(cluster_id, acknowledged_at), again_at=settled_at)
-    Cluster.objects.filter(pk=cluster_id, settings_changed_at__lte=_wall(acknowledged_at)).update(lease_bound_s=None)
+        return Next("the old lease may still run", again=(cluster_id, acknowledged_at, changed_at), again_at=settled_at)
+    unchanged = Cluster.objects.filter(pk=cluster_id)
+    if changed_at:
+        unchanged = unchanged.filter(settings_changed_at=datetime.fromisoformat(changed_at))
+    else:
+        unchanged = unchanged.filter(settings_changed_at__isnull=True)
+    unchanged.update(lease_bound_s=None)
     return Next("acknowledged")
-
-
-def _wall(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, tz=UTC)
 
 
 def _old_lease_runs_s(cluster: Cluster) -> float:

@@ -92,9 +92,10 @@ def configure_cluster(cluster_id: int) -> str:
 
 
 @shared_task(ignore_result=True)
-def push_settings(cluster_id: int, acknowledged_at: float | None = None) -> str:
+def push_settings(cluster_id: int, acknowledged_at: float | None = None, changed_at: str | None = None) -> str:
     """A change of timing, sent to both agents until acknowledged (agent_config.push_settings)."""
-    return _queue_next(push_settings, agent_config.push_settings(cluster_id, acknowledged_at), cluster_id)
+    outcome = agent_config.push_settings(cluster_id, acknowledged_at, changed_at)
+    return _queue_next(push_settings, outcome, cluster_id)
 
 
 @shared_task(ignore_result=True)

@@ -31,10 +31,12 @@ def test_a_retry_is_queued_again_after_the_countdown_it_names(monkeypatch, queue
 
 def test_a_wait_until_a_moment_is_queued_with_that_eta(monkeypatch, queued):
     monkeypatch.setattr(
-        agent_config, "push_settings", lambda cluster_id, at: Next("wait", again=(cluster_id, at), again_at=1000.0)
+        agent_config,
+        "push_settings",
+        lambda cluster_id, at, changed: Next("wait", again=(cluster_id, at, changed), again_at=1000.0),
     )
-    assert tasks.push_settings(7, 990.0) == "wait"
-    assert queued == [("cluster.tasks.push_settings", (7, 990.0), {"eta": datetime.fromtimestamp(1000.0, tz=UTC)})]
+    assert tasks.push_settings(7, 990.0, "x") == "wait"
+    assert queued == [("cluster.tasks.push_settings", (7, 990.0, "x"), {"eta": datetime.fromtimestamp(1000.0, tz=UTC)})]
 
 
 def test_a_configured_cluster_gets_the_replication_job_it_names_and_nothing_else(monkeypatch, queued):

@@ -58,8 +58,10 @@ def adopt(world: World, epoch, seq) -> None:
 
 def send_role(world: World, snapshot, server: str, role: str, epoch: int, *, peer: str, candidacy=None,
               fresh_grant=None, attempts: int = 3, timeout: float = ROLE_TIMEOUT, before_attempt=None):  # fmt: skip
-    """role_commands.send_role: the identical command retried on no answer, a 409 reconciled."""
-    seq = allocate_seq(world)
+    """role_commands.send_role: the identical command retried on no answer, a 409 reconciled. Like
+    production, a command carries the row's timing read once its seq is allocated, not the caller's
+    snapshot's (an older settings change would otherwise outrun a newer one's seq)."""
+    seq, timing = allocate_seq(world), replace(world.row)
     yield None
     answer = Outcome()
     for attempt in range(attempts):
@@ -70,7 +72,7 @@ def send_role(world: World, snapshot, server: str, role: str, epoch: int, *, pee
             extra["candidacy"] = candidacy
         if fresh_grant is not None:
             extra["grant"] = fresh_grant()
-        body = world._role_body(role, epoch, seq, peer=peer, row=snapshot, **extra)
+        body = world._role_body(role, epoch, seq, peer=peer, row=timing, **extra)
         answer = yield Call(server, "role", body, timeout)
         if answer.ok:
             return answer
@@ -78,7 +80,7 @@ def send_role(world: World, snapshot, server: str, role: str, epoch: int, *, pee
             if rules.held_by(answer.body, role, epoch, candidacy):
                 return replace(answer, status=200)
             adopt(world, answer.body.get("epoch"), answer.body.get("seq"))
-            seq = allocate_seq(world)
+            seq, timing = allocate_seq(world), replace(world.row)
             continue
         if answer.answered:
             return answer
@@ -292,7 +294,9 @@ def push_settings(world: World):
         acknowledged_at = world.cp_wall()
         settled = acknowledged_at + snapshot.lease_bound_s + snapshot.max_grant_delay + snapshot.max_clock_skew
         yield Sleep(world.now + settled - world.cp_wall())
-        if world.row.lease_bound_s is not None and world.row.settings_changed_at <= acknowledged_at:
+        # Both commands carried the row's settings of this push's start or newer ones; cleared only
+        # if those are still the row's: a change since then is a newer push's to settle.
+        if world.row.lease_bound_s is not None and world.row.settings_changed_at == snapshot.settings_changed_at:
             world.row.lease_bound_s = None
         return
 

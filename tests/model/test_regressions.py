@@ -183,3 +183,28 @@ def test_a_settings_change_acknowledged_late_leaves_no_old_lease_the_wait_forget
     state.run(cut=frozenset(), delay=0.25, duration=5.0, slow=A_CUT_FROM_THE_CONTROL_PLANE, slow_delay=0.001,
               workers=1)  # fmt: skip
     state.teardown()
+
+
+def a_settings_push_overtaken_by_a_newer_change():
+    """Found by the protocol model with the rules as production ran them (this session's heartbeat
+    refactor, and on the code before it), a product bug, fixed: settings go 2 s / 4 s → 3 s / 4.5 s
+    → 1 s / 1.5 s. The first change's push sends its two commands on both sides of the second
+    change (each command carries the row's timing as it leaves), so one agent holds 3 s / 4.5 s
+    while the other holds 1 s / 1.5 s; both acknowledge after the second change, and the push
+    cleared `lease_bound_s` because the row had changed before those acknowledgements. The second
+    change's push cannot reach B (cut from the control plane), then A is cut: the failover onto B
+    waited the new 1.5 s lease while A still held a 4.5 s one, and both served at 1011.55. Now a
+    push clears the bound only if the row's settings are still those it began with
+    (`agent_config.push_settings`, `changed_at`)."""
+    state = ProtocolModel()
+    state.start(a=-0.05, b=-0.05, control=-0.05, mono=0.0)
+    state.change_settings(factor=1.5, interval=3.0)
+    state.run(cut=frozenset(), delay=0.25, duration=1.5, slow=frozenset(), slow_delay=0.001, workers=1)
+    state.change_settings(factor=1.5, interval=1.0)
+    state.run_fast(cut=frozenset({("B", "cp"), ("cp", "B")}), duration=2.5)
+    state.run_fast(cut=A_CUT_FROM_THE_CONTROL_PLANE, duration=3.0)
+    state.teardown()
+
+
+def test_a_settings_push_overtaken_by_a_newer_change_keeps_the_lease_bound():
+    a_settings_push_overtaken_by_a_newer_change()
