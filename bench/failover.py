@@ -1,10 +1,10 @@
 """Kill-to-promoted latency (DESIGN §4a Timing): SIGKILL of the primary agent → the secondary's
 `GET /v1/primary` answers 200.
 
-Real control plane (heartbeat worker -c 2, failover worker -c 2, default worker, beat), started once
-on the bench database and Redis DB; per trial a fresh cluster of two real agents, created through
-the ORM and configured by the default worker. The kill lands at a random phase of the heartbeat
-slot. Each trial also checks that the epoch moved by exactly one.
+Real control plane (heartbeat worker -c 2, failover worker -c 2, default and replication workers,
+beat), started once on the bench database and Redis DB; per trial a fresh cluster of two real
+agents, created through the ORM and configured by the default worker. The kill lands at a random
+phase of the heartbeat slot. Each trial also checks that the epoch moved by exactly one.
 
     .venv/bin/python bench/failover.py [--trials 20] [--intervals 1,0.5]
 """
@@ -163,6 +163,7 @@ def main() -> int:
         celery_worker(logs, "heartbeat", "heartbeat", concurrency=2)
         celery_worker(logs, "failover", "failover", concurrency=2)
         celery_worker(logs, "default", "default", concurrency=1)
+        celery_worker(logs, "replication", "replication", concurrency=1)
         celery_beat(logs)
         run_id = int(time.time()) % 100000
         failures: list[tuple[float, dict]] = []

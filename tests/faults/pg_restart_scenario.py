@@ -93,6 +93,7 @@ def main() -> int:
             "heartbeat": celery_worker(logs, "heartbeat", "heartbeat", concurrency=2),
             "failover": celery_worker(logs, "failover", "failover", concurrency=2),
             "default": celery_worker(logs, "default", "default", concurrency=1),
+            "replication": celery_worker(logs, "replication", "replication", concurrency=1),
             "beat": celery_beat(logs),
         }
         primary_agent, secondary_agent = factory("pg-a"), factory("pg-b")

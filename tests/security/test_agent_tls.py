@@ -132,6 +132,7 @@ def control_plane_with(private_redis, transactional_db, request):
             "heartbeat": celery_worker(log_dir, "heartbeat", "tls-heartbeat", concurrency=2, **env),
             "failover": celery_worker(log_dir, "failover", "tls-failover", concurrency=2, **env),
             "default": celery_worker(log_dir, "default", "tls-default", concurrency=2, **env),
+            "replication": celery_worker(log_dir, "replication", "tls-replication", concurrency=1, **env),
         }
         started.extend(processes.values())
         processes["beat"] = celery_beat(log_dir, **env)
