@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from . import failover_rules as rules
 from .choices import ClusterState, FailoverStep
-from .heartbeat.state import PREFIX, HeartbeatState
+from .heartbeat.state import HeartbeatState, owner_key, paused_key
 from .models import Cluster
 
 
@@ -96,10 +96,10 @@ class FailoverClaim:
         # never pays its query.
         while settings.FAILOVER_TEST_PAUSES and Cluster.objects.filter(pk=self.cluster_id, fault_pause=step).exists():
             # Tests read who stopped where, to kill or stall exactly that worker process.
-            self.state.redis.set(f"{PREFIX}paused:{self.cluster_id}", f"{step}:{self.token}:{os.getpid()}", ex=60)
+            self.state.redis.set(paused_key(self.cluster_id), f"{step}:{self.token}:{os.getpid()}", ex=60)
             time.sleep(0.05)
         self.renew(step)
-        self.state.redis.set(f"{PREFIX}owner:{self.cluster_id}", f"{step}:{self.token}:{os.getpid()}", ex=60)
+        self.state.redis.set(owner_key(self.cluster_id), f"{step}:{self.token}:{os.getpid()}", ex=60)
 
     def renew(self, step: str) -> None:
         """Extend the claim and record the step (never an earlier one than recorded), or raise Lost

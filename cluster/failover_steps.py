@@ -19,7 +19,7 @@ from . import failover_rules as rules
 from .choices import FailoverStep, Role, StepKind
 from .failover_claim import Abandoned, Failed, FailoverClaim, Lost, claim_seconds
 from .heartbeat.incidents import Incidents
-from .heartbeat.state import PREFIX
+from .heartbeat.state import fence_key
 from .incident_log import IncidentLog
 from .models import Cluster, Server
 from .role_commands import RoleCommand, probe, send_role
@@ -138,7 +138,7 @@ class FailoverSteps:
                     self.abandon_if_primary_back(cluster)
             if self.state.identity() != identity:
                 continue  # Redis restarted during the wait: its records are not to be trusted
-            stored = self.state.redis.hget(f"{PREFIX}fence:{cluster.pk}", "epoch")
+            stored = self.state.redis.hget(fence_key(cluster.pk), "epoch")
             fence = None if stored is None else int(stored)
             over = rules.wait_over(fence, cluster.grant_fence_epoch, self.claim.mine().exists())
             if over == "done":
