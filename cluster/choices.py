@@ -62,7 +62,7 @@ class FailoverCause(models.TextChoices):
 
 
 class StepKind(models.TextChoices):
-    """The steps of an incident's story (cluster/story.py), in the order they usually come. The
+    """The steps of an incident's story (cluster/story/), in the order they usually come. The
     failover, reconcile and heartbeat workers record the ones marked *; the others are read from the
     failover request (what the heartbeat worker or the operator saw) and from the resync jobs."""
 

@@ -1,5 +1,5 @@
 """The incident log: what the control plane did about a failure of a cluster's primary, or about an
-operator's switchover, step by step (cluster/story.py tells it). Written where the pipeline passes
+operator's switchover, step by step (cluster/story/ tells it). Written where the pipeline passes
 anyway, and never in its way:
 
 - The failover worker keeps its steps in memory (`IncidentLog`) and writes them, with the incident

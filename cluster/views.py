@@ -126,7 +126,7 @@ EARLIER_INCIDENTS = 10
 
 
 def _incidents_context(cluster: Cluster) -> dict:
-    """The last incident's story and the ones before it, each with its outage (cluster/story.py)."""
+    """The last incident's story and the ones before it, each with its outage (cluster/story/)."""
     steps = Prefetch("steps", queryset=IncidentStep.objects.order_by("at", "id"))
     incidents = list(INCIDENTS.filter(cluster=cluster).prefetch_related(steps)[: EARLIER_INCIDENTS + 1])
     for incident in incidents[1:]:

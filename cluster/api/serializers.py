@@ -245,7 +245,7 @@ class IncidentSerializer(serializers.ModelSerializer):
 
 
 class IncidentStorySerializer(IncidentSerializer):
-    """One incident told in full (cluster/story.py): the story comes in the context."""
+    """One incident told in full (cluster/story/): the story comes in the context."""
 
     title = serializers.SerializerMethodField()
     summary = serializers.SerializerMethodField()

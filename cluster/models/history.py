@@ -1,5 +1,5 @@
 """What happened to a cluster: its replication jobs and its incidents (a failure or switchover,
-step by step). cluster/replication.py and cluster/incident_log.py write them; cluster/story.py
+step by step). cluster/replication.py and cluster/incident_log.py write them; cluster/story/
 tells them."""
 
 import uuid
@@ -74,7 +74,7 @@ class Incident(models.Model):
 
     Its id is made with the failover request and travels in it, so every worker that claims the
     request tells the same incident; `detection` keeps the request as written (what the heartbeat
-    worker saw, or who asked). cluster/incident_log.py writes it, cluster/story.py tells it.
+    worker saw, or who asked). cluster/incident_log.py writes it, cluster/story/ tells it.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -105,7 +105,7 @@ class Incident(models.Model):
 class IncidentStep(models.Model):
     """One thing the control plane did or saw during an incident: when (to the microsecond, on the
     recording host's clock), who or what decided, and the facts it decided on, in seconds and
-    Unix times (cluster/story.py puts them in words)."""
+    Unix times (cluster/story/ puts them in words)."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="steps")
     kind = models.CharField(max_length=20, choices=StepKind.choices)

@@ -1,4 +1,4 @@
-"""The story of an incident, told from its rows without agents or a database (cluster/story.py):
+"""The story of an incident, told from its rows without agents or a database (cluster/story/):
 every step in order with a millisecond time, who decided and the evidence in words and units; the
 outage users saw and how it is derived; the events linked."""
 
