@@ -10,9 +10,10 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6391/0
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist): each runs its own control plane on its own Redis and database; the
-# integration tests mostly wait on timers at the product's default timing, so two overlap well on
-# two cores. A file's tests stay together (their fixtures are per module).
-TEST_WORKERS ?= 2
+# integration tests mostly wait on timers at the product's default timing (a whole run used ~0.6 of
+# the 2 cores' CPU with two), so three overlap well on two cores: 14.1 → 10.5 min (docs/benchmarks.md,
+# "The suite's time"). A file's tests stay together (their fixtures are per module).
+TEST_WORKERS ?= 3
 # The tests' fixed key for secrets at rest (a test value, never a production one): every process a
 # test starts (workers, beat, manage.py) inherits it and reads what the others wrote.
 TEST_FIELD_ENCRYPTION_KEYS ?= dGVzdC1vbmx5LWZpZWxkLWVuY3J5cHRpb24ta2V5LTA=
