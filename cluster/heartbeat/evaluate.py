@@ -226,7 +226,12 @@ class SlotEvaluator:
         if reading is None:
             return  # a down primary is not a link fault
         streak = self.slot.streaks["link"]
-        server = self.view.primary
+        # Opened among the primary's incidents; a failover since may have made that the secondary.
+        holder = next(
+            (s for s in (self.view.primary, self.view.secondary) if self._is_open(s, EventType.HEARTBEAT_LINK_DOWN)),
+            None,
+        )
+        server = holder or self.view.primary
         evidence = {
             "control_plane_heartbeat_url": "failed" if reading.cut_by_control_plane else "answered",
             "secondary_sees_primary": reading.peer.get("ok"),
@@ -234,16 +239,12 @@ class SlotEvaluator:
             "readings": streak,
         }
         name = self.view.name
-        if reading.bad and streak >= self.view.threshold:
+        if reading.bad and streak >= self.view.threshold and holder is None:
             message = (
                 f"The heartbeat link of cluster {name} is down on one side; the primary still answers: no failover."
             )
             self._open(server, EventType.HEARTBEAT_LINK_DOWN, message, evidence)
-        elif (
-            not reading.bad
-            and streak >= self.view.recovery_threshold
-            and self._is_open(server, EventType.HEARTBEAT_LINK_DOWN)
-        ):
+        elif not reading.bad and streak >= self.view.recovery_threshold and holder is not None:
             message = f"The heartbeat link of cluster {name} works again."
             self.decisions.append(CloseIncident(server, EventType.HEARTBEAT_LINK_DOWN, message, evidence))
 

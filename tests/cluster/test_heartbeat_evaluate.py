@@ -382,6 +382,16 @@ def test_a_link_working_again_for_r_readings_closes_its_event_and_the_cluster_is
     assert of(decisions, SetClusterState) == []  # judged on the incidents read with the slot
 
 
+def test_a_link_event_is_closed_where_it_was_opened_after_a_failover():
+    # Found by the fault campaign (CI, seed 1826980234): the primary's link went down, a failover
+    # followed, and the event, kept among the old primary's incidents, was looked for among the new
+    # primary's only: never closed, 80 s after every fault had healed.
+    decisions = evaluate(slot(streaks={"link": RECOVERY}, open_secondary=is_open(EventType.HEARTBEAT_LINK_DOWN)))
+
+    (close,) = of(decisions, CloseIncident)
+    assert (close.failure, close.server.name) == (EventType.HEARTBEAT_LINK_DOWN, "b")
+
+
 def test_only_the_first_cause_is_requested():
     # The primary's critical service fails and its clock is off: the service, found first.
     primary = answer("primary", offset=1.0, services=[failing()])

@@ -67,3 +67,24 @@ def test_the_secondarys_link_to_the_primary_cut_alone_is_a_link_event(make_clust
     assert restored.recovers_id == down.pk
     _assert_no_failover_and_served(under_test, start)
     under_test.assert_notified(exactly_once=True)
+
+
+def test_a_link_event_is_recovered_after_a_failover_moved_the_primary(make_cluster):
+    """Found by the fault campaign (CI, seed 1826980234): the primary's link went down (the
+    secondary no longer heard it), then the primary died and was failed over. The event, kept among
+    the old primary's incidents, was looked for among the new primary's only: never recovered."""
+    under_test = make_cluster("link-then-failover", proxied=True)
+    old_primary = under_test.primary_agent
+    proxy = under_test.proxies[old_primary.name]["heartbeat"]
+
+    proxy.set("peer", "black_hole")
+    down = under_test.wait_event("heartbeat_link_down", 20)
+    old_primary.kill()
+    under_test.wait_state(lambda c: c.epoch == 2 and c.state != "failing_over", 30, "the failover")
+    old_primary.start()  # back, as the secondary
+    old_primary.wait_ready()
+    proxy.set("peer", "pass")
+
+    restored = under_test.wait_event("heartbeat_link_restored", 30)
+    assert restored.recovers_id == down.pk
+    under_test.assert_never_two_primaries()

@@ -110,6 +110,10 @@ class FaultProxy:
                 payload = await upstream.read()
                 status, content_type = upstream.status, upstream.headers.get("Content-Type", "application/json")
         except (aiohttp.ClientError, TimeoutError):
+            # The proxy stands for the network, not a gateway: with the agent gone nothing answers
+            # (a 502 would be an answer, and a dead appliance behind it would never be missed).
+            if request.transport is not None:
+                request.transport.abort()
             raise web.HTTPBadGateway() from None
         if self.modes[client_kind(request.headers.get("User-Agent", ""))] == "drop_answer":
             await asyncio.sleep(HOLD_S)
