@@ -148,6 +148,10 @@ def reconcile_secondary(cluster_id: int) -> Next:
     if not answer.ok:
         return Next(f"not configured: {answer.error or answer.body}")
     Server.objects.filter(pk=cluster.secondary_id).update(role=Role.SECONDARY)
+    if cluster.state == ClusterState.SYNCING:
+        # A new cluster's secondary probed before `configure` reached it: the initial sync, under
+        # way or next, is the full copy; a resync on top only kept the new cluster "not current".
+        return Next("configured for the initial sync")
     # Not healthy again until it holds the new primary's data (files only it has: quarantined).
     Cluster.objects.filter(pk=cluster_id).update(needs_resync=True)
     record_step(
