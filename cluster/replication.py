@@ -160,6 +160,9 @@ class Replication:
         deadline = time.monotonic() + JOB_DEADLINE_S
         misses = 0
         while time.monotonic() < deadline:
+            if not ReplicationJob.objects.filter(pk=self.job.pk).exists():
+                # Its cluster was deleted (the job row goes with it): nothing left to copy for.
+                raise JobAborted("the cluster was deleted")
             answer = call_once("GET", self.secondary.heartbeat_url, f"/v1/sync/{sync_id}", self.secondary.agent_token)
             if answer.ok:
                 misses = 0
