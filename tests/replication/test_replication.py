@@ -52,6 +52,14 @@ def _job_after(cluster, job_id: int, timeout: float = 30) -> ReplicationJob:
 
 
 def _last_job_id(cluster) -> int:
+    """The last job once none is running: a job asked for while another runs is dropped ("a job is
+    running"), and the test would wait for one that never comes."""
+    wait_until(
+        lambda: not ReplicationJob.objects.filter(cluster=cluster, state="running").exists(),
+        30,
+        interval=0.1,
+        message="no replication job running",
+    )
     last = ReplicationJob.objects.filter(cluster=cluster).order_by("-id").first()
     return last.pk if last else 0
 
