@@ -94,6 +94,12 @@ class SlotEvaluator:
         open_set = self.slot.open_primary if server.id == self.view.primary.id else self.slot.open_secondary
         return incident_key(failure, name) in open_set
 
+    def _holder(self, failure: EventType, name: str = "") -> ServerView | None:
+        """The server whose incidents hold an open `failure` of the cluster as a whole (the link, the
+        control plane's clock): opened among the primary's, it stays there when a failover makes
+        that server the secondary, and must be closed where it is."""
+        return next((s for s in (self.view.primary, self.view.secondary) if self._is_open(s, failure, name)), None)
+
     def _open(self, server: ServerView, failure: EventType, message: str, details: dict, name: str = "") -> None:
         if not self._is_open(server, failure, name):
             self.decisions.append(OpenIncident(server, failure, message, details, name))
@@ -226,11 +232,7 @@ class SlotEvaluator:
         if reading is None:
             return  # a down primary is not a link fault
         streak = self.slot.streaks["link"]
-        # Opened among the primary's incidents; a failover since may have made that the secondary.
-        holder = next(
-            (s for s in (self.view.primary, self.view.secondary) if self._is_open(s, EventType.HEARTBEAT_LINK_DOWN)),
-            None,
-        )
+        holder = self._holder(EventType.HEARTBEAT_LINK_DOWN)
         server = holder or self.view.primary
         evidence = {
             "control_plane_heartbeat_url": "failed" if reading.cut_by_control_plane else "answered",
@@ -256,12 +258,7 @@ class SlotEvaluator:
         if reading is None:
             return
         streak = self.slot.streaks["control_plane_skew"]
-        # Opened among the primary's incidents; a failover since may have made that the secondary.
-        holder = next(
-            (s for s in (self.view.primary, self.view.secondary)
-             if self._is_open(s, EventType.CLOCK_SKEW_DETECTED, CONTROL_PLANE)),
-            None,
-        )  # fmt: skip
+        holder = self._holder(EventType.CLOCK_SKEW_DETECTED, CONTROL_PLANE)
         server = holder or self.view.primary
         evidence = {
             "blamed": "control plane",
